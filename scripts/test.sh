@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The test command: installs what is missing, then runs every test, including
+# those against the real local model, a real SQLite file and loopback HTTP servers.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export SKILL_FLEET_MODEL="$PWD/models/gemma-3-270m-q4_k_m.gguf"
+cargo test --all-targets -- --test-threads 2

@@ -1,0 +1,142 @@
+//! The command line: clap definitions and a few lines per command that call
+//! the library. Errors are reported here, with context, via `anyhow`.
+
+mod db;
+mod eval;
+mod lm;
+mod optimize;
+mod output;
+mod program;
+mod sql;
+mod trainset;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::config::Config;
+use crate::store::Store;
+
+/// Optimize LM programs DSPy-style and track everything in one SQLite file.
+#[derive(Debug, Parser)]
+#[command(name = "skill-fleet", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Tracker database file.
+    #[arg(
+        long,
+        global = true,
+        env = "SKILL_FLEET_DB",
+        default_value = "skill-fleet.db"
+    )]
+    pub db: PathBuf,
+    /// Configuration file (LM roles, taxonomy, retries, cache).
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// Print machine-readable JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Inspect the tracker database.
+    #[command(subcommand)]
+    Db(db::DbCommand),
+    /// Import, validate, inspect and split trainsets.
+    #[command(subcommand)]
+    Trainset(trainset::TrainsetCommand),
+    /// Run a read-only SQL query on the tracker.
+    Sql(sql::SqlArgs),
+    /// Register, inspect, export (DSPy JSON) and alias program versions.
+    #[command(subcommand)]
+    Program(program::ProgramCommand),
+    /// Evaluate a program version on a trainset; every score is stored.
+    Eval(eval::EvalArgs),
+    /// Run a program on one input.
+    Predict(eval::PredictArgs),
+    /// Check metrics on gold and perturbed labels.
+    #[command(subcommand)]
+    Metrics(eval::MetricsCommand),
+    /// Optimize a program (labeled, bootstrap, random-search, miprov2, gepa).
+    Optimize(Box<optimize::OptimizeArgs>),
+    /// List and inspect runs.
+    #[command(subcommand)]
+    Runs(optimize::RunsCommand),
+    /// Call a language model directly.
+    #[command(subcommand)]
+    Lm(lm::LmCommand),
+    /// Inspect or clear the LM response cache.
+    #[command(subcommand)]
+    Cache(lm::CacheCommand),
+}
+
+/// Default config location, relative to the working directory.
+pub const DEFAULT_CONFIG: &str = "config/config.yaml";
+
+/// What every command gets: parsed global flags and lazily opened resources.
+pub struct App {
+    pub cli_db: PathBuf,
+    pub config_path: Option<PathBuf>,
+    pub json: bool,
+}
+
+impl App {
+    /// Loads the config (defaults when the default file is absent).
+    pub fn config(&self) -> Result<Config> {
+        let (path, explicit) = match &self.config_path {
+            Some(p) => (p.clone(), true),
+            None => (PathBuf::from(DEFAULT_CONFIG), false),
+        };
+        Config::load(&path, explicit).with_context(|| format!("loading config {}", path.display()))
+    }
+
+    /// Opens (and migrates) the tracker database.
+    pub fn store(&self) -> Result<Store> {
+        Store::open(&self.cli_db)
+            .with_context(|| format!("opening database {}", self.cli_db.display()))
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    let ctx = App {
+        cli_db: cli.db,
+        config_path: cli.config,
+        json: cli.json,
+    };
+    match cli.command {
+        Command::Db(c) => db::run(&ctx, c),
+        Command::Trainset(c) => trainset::run(&ctx, c),
+        Command::Sql(a) => sql::run(&ctx, a),
+        Command::Program(c) => program::run(&ctx, c),
+        Command::Runs(c) => optimize::runs(&ctx, c),
+        Command::Cache(c) => lm::run_cache(&ctx, c),
+        Command::Eval(a) => runtime()?.block_on(eval::eval(&ctx, a)),
+        Command::Predict(a) => runtime()?.block_on(eval::predict(&ctx, a)),
+        Command::Metrics(c) => runtime()?.block_on(eval::metrics(&ctx, c)),
+        Command::Optimize(a) => runtime()?.block_on(optimize::optimize(&ctx, *a)),
+        Command::Lm(c) => runtime()?.block_on(lm::run(&ctx, c)),
+    }
+}

@@ -1,0 +1,268 @@
+//! `skill-fleet trainset import|list|show|stats|validate|split`
+
+use super::{output, App};
+use crate::data::{self, Part, SplitFractions};
+use crate::Error;
+use anyhow::{Context, Result};
+use clap::Subcommand;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, Subcommand)]
+pub enum TrainsetCommand {
+    /// Validate and store a trainset (JSON array, JSONL or CSV). Same content, same trainset.
+    Import {
+        file: PathBuf,
+        /// Name to find it by (default: the file stem).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List stored trainsets.
+    List,
+    /// Show a trainset's examples.
+    Show {
+        /// Id, name or content-hash prefix.
+        trainset: String,
+        /// Show at most this many examples.
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+    },
+    /// Counts per style, category and source; readiness and diversity warnings.
+    Stats {
+        /// A stored trainset (id, name, hash prefix) or a file path.
+        trainset: String,
+    },
+    /// Check a file and report every problem with its location; writes nothing.
+    Validate { file: PathBuf },
+    /// Make (or show) a seeded, stratified train/val/test split.
+    Split {
+        trainset: String,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        #[arg(long, default_value_t = 0.4)]
+        train: f64,
+        #[arg(long, default_value_t = 0.3)]
+        val: f64,
+    },
+}
+
+pub fn run(app: &App, cmd: TrainsetCommand) -> Result<ExitCode> {
+    let taxonomy = app.config()?.taxonomy()?;
+    match cmd {
+        TrainsetCommand::Validate { file } => match data::load_file(&file, &taxonomy) {
+            Ok(ts) => {
+                if app.json {
+                    output::json(
+                        &serde_json::json!({"valid": true, "problems": [], "n_examples": ts.examples.len(), "schema": ts.schema}),
+                    )?;
+                } else {
+                    println!(
+                        "{}: valid ({} examples, {} schema, content hash {})",
+                        file.display(),
+                        ts.examples.len(),
+                        if ts.schema == data::Schema::Skill {
+                            "skill"
+                        } else {
+                            "generic"
+                        },
+                        &ts.content_hash()[..12]
+                    );
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(Error::InvalidTrainset(problems)) => {
+                if app.json {
+                    output::json(&serde_json::json!({"valid": false, "problems": problems}))?;
+                } else {
+                    eprintln!("{}: {} problem(s)", file.display(), problems.len());
+                    for p in &problems {
+                        eprintln!("  {p}");
+                    }
+                }
+                Ok(ExitCode::from(1))
+            }
+            Err(e) => Err(e.into()),
+        },
+        TrainsetCommand::Import { file, name } => {
+            let ts = data::load_file(&file, &taxonomy)?;
+            let name = name.unwrap_or_else(|| {
+                file.file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "trainset".into())
+            });
+            let mut store = app.store()?;
+            let (row, created) = store
+                .import_trainset(&name, &file.display().to_string(), &ts)
+                .context("importing trainset")?;
+            if app.json {
+                output::json(&serde_json::json!({"trainset": row, "created": created}))?;
+            } else if created {
+                println!(
+                    "imported trainset #{} `{}`: {} examples, hash {}",
+                    row.id,
+                    row.name,
+                    row.n_examples,
+                    &row.content_hash[..12]
+                );
+            } else {
+                println!(
+                    "already stored as trainset #{} `{}` (same content hash {}); nothing written",
+                    row.id,
+                    row.name,
+                    &row.content_hash[..12]
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        TrainsetCommand::List => {
+            let rows = app.store()?.list_trainsets()?;
+            if app.json {
+                output::json(&rows)?;
+            } else {
+                let cells: Vec<Vec<String>> = rows
+                    .iter()
+                    .map(|r| {
+                        vec![
+                            r.id.to_string(),
+                            r.name.clone(),
+                            r.n_examples.to_string(),
+                            r.format.clone(),
+                            r.content_hash[..12].to_string(),
+                            r.created_at.clone(),
+                        ]
+                    })
+                    .collect();
+                output::table(
+                    &["id", "name", "examples", "format", "hash", "created"],
+                    &cells,
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        TrainsetCommand::Show { trainset, limit } => {
+            let store = app.store()?;
+            let row = store.find_trainset(&trainset)?;
+            let examples = store.examples(row.id)?;
+            let split = store.latest_split(row.id)?;
+            let parts = match &split {
+                Some(s) => split_parts(&store, s.id)?,
+                None => Default::default(),
+            };
+            if app.json {
+                let list: Vec<_> = examples.iter().take(limit).map(|e| serde_json::json!({"id": e.id, "idx": e.idx, "split": parts.get(&e.id).map(|p| p.as_str()), "fields": e.fields})).collect();
+                output::json(
+                    &serde_json::json!({"trainset": row, "split": split, "examples": list}),
+                )?;
+            } else {
+                println!(
+                    "trainset #{} `{}`: {} examples from {} ({})",
+                    row.id, row.name, row.n_examples, row.source, row.format
+                );
+                if let Some(s) = &split {
+                    println!(
+                        "split #{} (seed {}): train {}, val {}, test {}",
+                        s.id, s.seed, s.counts[0], s.counts[1], s.counts[2]
+                    );
+                }
+                for e in examples.iter().take(limit) {
+                    let text = e
+                        .fields
+                        .get("task_description")
+                        .map(output::cell)
+                        .unwrap_or_else(|| serde_json::Value::Object(e.fields.clone()).to_string());
+                    let part = parts.get(&e.id).map(|p| p.as_str()).unwrap_or("-");
+                    println!("  #{:<3} [{:<5}] {}", e.idx, part, text);
+                }
+                if examples.len() > limit {
+                    println!("  ... {} more (use --limit)", examples.len() - limit);
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        TrainsetCommand::Stats { trainset } => {
+            let path = PathBuf::from(&trainset);
+            let examples: Vec<data::Example> = if path.is_file() {
+                data::load_file(&path, &taxonomy)?.examples
+            } else {
+                let store = app.store()?;
+                let row = store.find_trainset(&trainset)?;
+                store
+                    .examples(row.id)?
+                    .iter()
+                    .map(|e| e.to_example())
+                    .collect()
+            };
+            let s = data::stats(&examples, &taxonomy.names());
+            if app.json {
+                output::json(&s)?;
+            } else {
+                println!("examples:  {}", s.n_examples);
+                println!("readiness: {}", s.readiness);
+                for (title, map) in [
+                    ("style", &s.by_style),
+                    ("category", &s.by_category),
+                    ("source", &s.by_source),
+                ] {
+                    println!();
+                    let rows: Vec<Vec<String>> = map
+                        .iter()
+                        .map(|(k, v)| {
+                            vec![
+                                k.clone(),
+                                v.to_string(),
+                                format!("{:.0}%", 100.0 * *v as f64 / s.n_examples.max(1) as f64),
+                            ]
+                        })
+                        .collect();
+                    output::table(&[title, "count", "share"], &rows);
+                }
+                if !s.warnings.is_empty() {
+                    println!("\nwarnings:");
+                    for w in &s.warnings {
+                        println!("  - {w}");
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        TrainsetCommand::Split {
+            trainset,
+            seed,
+            train,
+            val,
+        } => {
+            let fractions = SplitFractions { train, val };
+            fractions.validate()?;
+            let mut store = app.store()?;
+            let id = store.find_trainset(&trainset)?.id;
+            let split = store.split_trainset(id, seed, fractions)?;
+            if app.json {
+                output::json(&split)?;
+            } else {
+                println!(
+                    "split #{} of trainset #{} (seed {}): train {}, val {}, test {}",
+                    split.id,
+                    split.trainset_id,
+                    split.seed,
+                    split.counts[0],
+                    split.counts[1],
+                    split.counts[2]
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn split_parts(
+    store: &crate::store::Store,
+    split_id: i64,
+) -> Result<std::collections::HashMap<i64, Part>> {
+    let mut map = std::collections::HashMap::new();
+    for part in [Part::Train, Part::Val, Part::Test] {
+        for id in store.split_part(split_id, part)? {
+            map.insert(id, part);
+        }
+    }
+    Ok(map)
+}

@@ -1,0 +1,111 @@
+//! Two-tier response cache: an in-memory LRU in front of the `lm_cache` table.
+//!
+//! The key is the sha256 of the canonical request (provider, model, prompt,
+//! parameters, rollout id). Secrets never enter it: API keys live in the
+//! provider, not in the request.
+
+use super::{LmRequest, LmResponse};
+use crate::store::Store;
+use crate::util::{canonical_json, sha256_hex};
+use lru::LruCache;
+use std::num::NonZeroUsize;
+use std::path::Path;
+use std::sync::Mutex;
+
+/// Cache key of a request to `provider`/`model`.
+pub fn cache_key(provider: &str, model: &str, request: &LmRequest) -> String {
+    let value = serde_json::json!({
+        "provider": provider,
+        "model": model,
+        "request": request,
+    });
+    sha256_hex(canonical_json(&value).as_bytes())
+}
+
+/// The cache shared by every client of a process.
+pub struct LmCache {
+    memory: Mutex<LruCache<String, LmResponse>>,
+    db: Option<Mutex<Store>>,
+}
+
+impl LmCache {
+    /// A memory-only cache (tests, `--no-db` tools).
+    pub fn memory_only(entries: usize) -> Self {
+        LmCache {
+            memory: Mutex::new(LruCache::new(
+                NonZeroUsize::new(entries.max(1)).unwrap_or(NonZeroUsize::MIN),
+            )),
+            db: None,
+        }
+    }
+
+    /// A memory LRU backed by the database at `db_path`.
+    pub fn with_db(entries: usize, db_path: &Path) -> crate::Result<Self> {
+        let mut c = Self::memory_only(entries);
+        c.db = Some(Mutex::new(Store::open(db_path)?));
+        Ok(c)
+    }
+
+    /// Looks a key up in memory, then in SQLite (promoting a hit to memory).
+    pub fn get(&self, key: &str) -> Option<LmResponse> {
+        if let Ok(mut mem) = self.memory.lock() {
+            if let Some(r) = mem.get(key) {
+                return Some(r.clone());
+            }
+        }
+        let db = self.db.as_ref()?;
+        let text = db.lock().ok()?.cache_get(key).ok()??;
+        let response: LmResponse = serde_json::from_str(&text).ok()?;
+        if let Ok(mut mem) = self.memory.lock() {
+            mem.put(key.to_string(), response.clone());
+        }
+        Some(response)
+    }
+
+    /// Stores a response in both tiers. A failed SQLite write only loses the
+    /// persistence of this entry, never the call's result.
+    pub fn put(&self, key: &str, provider: &str, model: &str, response: &LmResponse) {
+        if let Ok(mut mem) = self.memory.lock() {
+            mem.put(key.to_string(), response.clone());
+        }
+        if let (Some(db), Ok(text)) = (self.db.as_ref(), serde_json::to_string(response)) {
+            if let Ok(db) = db.lock() {
+                let _ = db.cache_put(key, provider, model, &text);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_depends_on_rollout_and_params_not_on_field_order() {
+        let a = LmRequest::text("hi");
+        let mut b = a.clone();
+        b.rollout_id = Some("1".into());
+        let mut c = a.clone();
+        c.params.temperature = 0.5;
+        let ka = cache_key("local", "m", &a);
+        assert_eq!(ka, cache_key("local", "m", &a.clone()));
+        assert_ne!(ka, cache_key("local", "m", &b));
+        assert_ne!(ka, cache_key("local", "m", &c));
+        assert_ne!(ka, cache_key("openai", "m", &a));
+    }
+
+    #[test]
+    fn db_tier_survives_a_new_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("c.db");
+        let r = LmResponse {
+            choices: vec!["x".into()],
+            prompt_tokens: 3,
+            completion_tokens: 1,
+        };
+        LmCache::with_db(4, &db).unwrap().put("k", "p", "m", &r);
+        let fresh = LmCache::with_db(4, &db).unwrap();
+        assert_eq!(fresh.get("k"), Some(r));
+        assert_eq!(fresh.get("other"), None);
+    }
+}

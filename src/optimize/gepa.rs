@@ -1,0 +1,390 @@
+//! GEPA: reflective instruction evolution with a per-example Pareto frontier.
+//!
+//! Each iteration samples a parent from the frontier, runs it on a minibatch
+//! of training examples, asks the reflection role to rewrite one predictor's
+//! instruction from the inputs, outputs and metric feedback, and keeps the
+//! child only if it strictly beats the parent on that minibatch; kept children
+//! are scored on the full validation set and join the frontier. Merges combine
+//! two frontier candidates predictor by predictor.
+
+use super::mipro::{clean_instruction, Auto};
+use super::pareto::ParetoFront;
+use super::session::{Outcome, Session};
+use super::tpe::mipro_num_trials;
+use crate::error::Result;
+use crate::eval::{EvalResult, ExampleScore};
+use crate::lm::client::CallContext;
+use crate::lm::LmRequest;
+use crate::program::signature::render_value;
+use crate::program::ProgramSpec;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// GEPA settings.
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+pub struct GepaSettings {
+    pub auto: Auto,
+    /// Budget in example evaluations (metric calls); derived from `auto` when None.
+    pub max_metric_calls: Option<usize>,
+    pub minibatch_size: usize,
+    pub use_merge: bool,
+    pub max_merges: usize,
+}
+
+impl GepaSettings {
+    /// GEPA defaults: reflection minibatch of 3, merges on (5 at most).
+    pub fn new(auto: Auto) -> Self {
+        GepaSettings {
+            auto,
+            max_metric_calls: None,
+            minibatch_size: 3,
+            use_merge: true,
+            max_merges: 5,
+        }
+    }
+
+    /// Metric-call budget for `auto`, by DSPy's rule of thumb: one full
+    /// validation, the bootstrap allowance, the trials' minibatches and the
+    /// periodic full validations MIPROv2 would make with as many candidates.
+    pub fn budget(&self, num_predictors: usize, val_size: usize) -> usize {
+        if let Some(m) = self.max_metric_calls {
+            return m;
+        }
+        let n = self.auto.n_candidates();
+        let trials = mipro_num_trials(2 * num_predictors, n);
+        let (m, steps) = (35usize, 5usize);
+        let periodic = (trials + 1) / steps + 1 + usize::from(trials < steps);
+        val_size + n * 5 + trials * m + periodic * val_size
+    }
+}
+
+/// A candidate of the search with its lineage and validation scores.
+struct Member {
+    spec: ProgramSpec,
+    id: i64,
+    parents: Vec<usize>,
+    val: EvalResult,
+}
+
+fn per_example(r: &EvalResult) -> Vec<(i64, f64)> {
+    r.scores.iter().map(|s| (s.example_id, s.score)).collect()
+}
+
+/// The reflection prompt: current instruction plus examples with feedback.
+pub fn reflection_prompt(instruction: &str, records: &[(String, String, String)]) -> String {
+    let mut s = format!(
+        "An assistant was given this instruction for a task:\n```\n{}\n```\n\nHere are inputs it received, what it answered, and feedback on each answer:\n",
+        instruction.trim()
+    );
+    for (i, (inputs, outputs, feedback)) in records.iter().enumerate() {
+        s.push_str(&format!(
+            "\n# Example {}\nInputs:\n{inputs}\nAnswer:\n{outputs}\nFeedback:\n{feedback}\n",
+            i + 1
+        ));
+    }
+    s.push_str(
+        "\nWrite a new instruction for the assistant that fixes the problems the feedback points out. \
+         Keep what works, state the rules the examples reveal, and be specific.\nNew instruction:\n```\n",
+    );
+    s
+}
+
+fn records_for(predictor: &str, scores: &[ExampleScore]) -> Vec<(String, String, String)> {
+    scores
+        .iter()
+        .map(|s| {
+            let (inputs, outputs) = match s
+                .prediction
+                .as_ref()
+                .and_then(|p| p.traces.iter().find(|t| t.predictor == predictor))
+            {
+                Some(t) => (
+                    t.inputs
+                        .iter()
+                        .filter(|(k, _)| k.as_str() != "categories")
+                        .map(|(k, v)| format!("{k}: {}", render_value(v)))
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                    t.outputs
+                        .iter()
+                        .map(|(k, v)| format!("{k}: {}", render_value(v)))
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                ),
+                None => (String::new(), s.error.clone().unwrap_or_default()),
+            };
+            (inputs, outputs, s.feedback.clone())
+        })
+        .collect()
+}
+
+/// Runs GEPA.
+pub async fn gepa(session: &Session, s: GepaSettings) -> Result<Outcome> {
+    let val = session.val.clone();
+    let budget = s.budget(session.base.predictors.len(), val.len()) as u64;
+    let used_at_start = session.done.load(std::sync::atomic::Ordering::SeqCst);
+    let used = || session.done.load(std::sync::atomic::Ordering::SeqCst) - used_at_start;
+    session.plan(budget as usize);
+    let mut rng = ChaCha8Rng::seed_from_u64(session.seed ^ 0x6765_7061);
+    let reflection = session
+        .lms
+        .role("reflection")
+        .map_err(|e| crate::Error::Invalid(e.to_string()))?;
+
+    let base_id = session.add_candidate(&session.base, "gepa seed", &[], Some(0))?;
+    let base_val = session
+        .evaluate(base_id, &session.base, "val", "full", &val)
+        .await?;
+    let mut front = ParetoFront::new();
+    front.add(0, &per_example(&base_val));
+    let mut pool = vec![Member {
+        spec: session.base.clone(),
+        id: base_id,
+        parents: vec![],
+        val: base_val,
+    }];
+    let predictors: Vec<String> = session
+        .base
+        .predictors
+        .iter()
+        .map(|p| p.name.clone())
+        .collect();
+    let mut merges_left = if s.use_merge { s.max_merges } else { 0 };
+    let mut merge_due = false;
+    let mut iteration = 0usize;
+    let mut stopped = None;
+    while used() < budget {
+        if let Some(stop) = session.should_stop() {
+            stopped = Some(stop);
+            break;
+        }
+        iteration += 1;
+        if iteration > 10 * budget as usize + 10 {
+            break;
+        }
+        // Merge two frontier candidates after an accepted mutation.
+        if merge_due && merges_left > 0 {
+            merge_due = false;
+            if let Some(child) = try_merge(&front, &pool, &predictors, &mut rng) {
+                merges_left -= 1;
+                let (a, b) = (child.1, child.2);
+                let spec = child.0;
+                let id = session.add_candidate(
+                    &spec,
+                    "gepa merge",
+                    &[pool[a].id, pool[b].id],
+                    Some(iteration as i64),
+                )?;
+                let mut batch = val.clone();
+                batch.shuffle(&mut rng);
+                batch.truncate(s.minibatch_size.max(5));
+                let r = session
+                    .evaluate(id, &spec, "val", "minibatch", &batch)
+                    .await?;
+                let parent_best = [a, b]
+                    .iter()
+                    .map(|&i| {
+                        let m: f64 = batch
+                            .iter()
+                            .filter_map(|e| {
+                                pool[i]
+                                    .val
+                                    .scores
+                                    .iter()
+                                    .find(|x| x.example_id == e.example_id)
+                            })
+                            .map(|x| x.score)
+                            .sum();
+                        m
+                    })
+                    .fold(f64::MIN, f64::max);
+                if r.scores.iter().map(|x| x.score).sum::<f64>() >= parent_best {
+                    let full = session.evaluate(id, &spec, "val", "full", &val).await?;
+                    front.add(pool.len(), &per_example(&full));
+                    pool.push(Member {
+                        spec,
+                        id,
+                        parents: vec![a, b],
+                        val: full,
+                    });
+                }
+                continue;
+            }
+        }
+        let parent = front.sample(&mut rng).unwrap_or(0);
+        let predictor = predictors[iteration % predictors.len()].clone();
+        let mut batch = session.train.clone();
+        batch.shuffle(&mut rng);
+        batch.truncate(s.minibatch_size);
+        let parent_spec = pool[parent].spec.clone();
+        let parent_r = session
+            .evaluate(pool[parent].id, &parent_spec, "train", "minibatch", &batch)
+            .await?;
+        if parent_r.scores.iter().all(|x| x.score >= 1.0) {
+            // Nothing to learn from a perfect minibatch.
+            continue;
+        }
+        let current = parent_spec
+            .predictor(&predictor)
+            .map(|p| p.signature.instructions.clone())
+            .unwrap_or_default();
+        let mut req = LmRequest::text(reflection_prompt(
+            &current,
+            &records_for(&predictor, &parent_r.scores),
+        ));
+        req.params = reflection.default_params();
+        req.params.stop = vec!["```".into()];
+        req.rollout_id = Some(format!("gepa-{iteration}"));
+        req.params.seed = Some(session.seed.wrapping_add(iteration as u64));
+        let ctx = CallContext {
+            run_id: Some(session.run_id),
+            predictor: Some(format!("gepa:reflect:{predictor}")),
+            ..Default::default()
+        };
+        let Ok(out) = reflection.call(&req, &ctx).await else {
+            continue;
+        };
+        let Some(new_instruction) = clean_instruction(out.response.text()) else {
+            continue;
+        };
+        if new_instruction == current {
+            continue;
+        }
+        let mut child = parent_spec.clone();
+        if let Some(p) = child.predictor_mut(&predictor) {
+            p.signature.instructions = new_instruction;
+        }
+        let child_id = session.add_candidate(
+            &child,
+            &format!("gepa reflect on {predictor}"),
+            &[pool[parent].id],
+            Some(iteration as i64),
+        )?;
+        let child_r = session
+            .evaluate(child_id, &child, "train", "minibatch", &batch)
+            .await?;
+        let sum = |r: &EvalResult| r.scores.iter().map(|x| x.score).sum::<f64>();
+        if sum(&child_r) <= sum(&parent_r) {
+            continue;
+        }
+        let full = session
+            .evaluate(child_id, &child, "val", "full", &val)
+            .await?;
+        front.add(pool.len(), &per_example(&full));
+        pool.push(Member {
+            spec: child,
+            id: child_id,
+            parents: vec![parent],
+            val: full,
+        });
+        merge_due = true;
+    }
+    let best = pool
+        .iter()
+        .max_by(|a, b| {
+            a.val
+                .mean
+                .partial_cmp(&b.val.mean)
+                .unwrap_or(std::cmp::Ordering::Equal)
+        })
+        .map(|m| (m.spec.clone(), m.id, m.val.mean));
+    let (spec, id, score) = best.unwrap_or((session.base.clone(), base_id, 0.0));
+    Ok(Outcome {
+        best: spec,
+        best_candidate_id: Some(id),
+        best_val_score: score,
+        stopped,
+    })
+}
+
+fn ancestors(pool: &[Member], i: usize) -> Vec<usize> {
+    let mut out = vec![i];
+    let mut k = 0;
+    while k < out.len() {
+        for &p in &pool[out[k]].parents {
+            if !out.contains(&p) {
+                out.push(p);
+            }
+        }
+        k += 1;
+    }
+    out
+}
+
+/// Picks two frontier candidates with a common ancestor and combines them:
+/// per predictor, the instruction of whichever side changed it from the
+/// ancestor (the better-scoring side when both did).
+fn try_merge(
+    front: &ParetoFront,
+    pool: &[Member],
+    predictors: &[String],
+    rng: &mut ChaCha8Rng,
+) -> Option<(ProgramSpec, usize, usize)> {
+    let cands: Vec<usize> = front.frequencies().keys().copied().collect();
+    if cands.len() < 2 {
+        return None;
+    }
+    for _ in 0..10 {
+        let a = cands[rng.gen_range(0..cands.len())];
+        let b = cands[rng.gen_range(0..cands.len())];
+        if a == b {
+            continue;
+        }
+        let (anc_a, anc_b) = (ancestors(pool, a), ancestors(pool, b));
+        if anc_a.contains(&b) || anc_b.contains(&a) {
+            continue;
+        }
+        let Some(&common) = anc_a.iter().find(|x| anc_b.contains(x)) else {
+            continue;
+        };
+        let instr = |i: usize, p: &str| {
+            pool[i]
+                .spec
+                .predictor(p)
+                .map(|x| x.signature.instructions.clone())
+                .unwrap_or_default()
+        };
+        let mut child = pool[common].spec.clone();
+        let mut changed = false;
+        for p in predictors {
+            let (ia, ib, ic) = (instr(a, p), instr(b, p), instr(common, p));
+            let pick = match (ia != ic, ib != ic) {
+                (true, false) => ia,
+                (false, true) => ib,
+                (true, true) => {
+                    if pool[a].val.mean >= pool[b].val.mean {
+                        ia
+                    } else {
+                        ib
+                    }
+                }
+                (false, false) => ic.clone(),
+            };
+            if pick != ic {
+                changed = true;
+            }
+            if let Some(ps) = child.predictor_mut(p) {
+                ps.signature.instructions = pick;
+                // Demos follow the better parent.
+                let better = if pool[a].val.mean >= pool[b].val.mean {
+                    a
+                } else {
+                    b
+                };
+                ps.demos = pool[better]
+                    .spec
+                    .predictor(p)
+                    .map(|x| x.demos.clone())
+                    .unwrap_or_default();
+            }
+        }
+        let merged_is_new = pool
+            .iter()
+            .all(|m| m.spec.content_hash() != child.content_hash());
+        if changed && merged_is_new {
+            return Some((child, a, b));
+        }
+    }
+    None
+}

@@ -1,0 +1,322 @@
+//! DSPy saved-program JSON (`program.save("x.json")`): per predictor its
+//! signature instructions and fields, and its demos. Import lets a program
+//! optimized with DSPy be tracked, compared and served here; export lets ours
+//! be loaded in DSPy.
+
+use super::signature::{Field, FieldType, Signature};
+use super::spec::{AdapterKind, ModuleKind, PredictorSpec, ProgramSpec};
+use crate::error::{Error, Result};
+use serde_json::{json, Map, Value};
+
+fn config_err(origin: &str, message: String) -> Error {
+    Error::Config {
+        path: origin.to_string(),
+        message,
+    }
+}
+
+fn field_from(origin: &str, v: &Value) -> Result<Field> {
+    let name = v
+        .get("name")
+        .or_else(|| v.get("prefix"))
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            config_err(
+                origin,
+                format!(
+                    "signature field {v} has no `name`; expected {{\"name\", \"description\"}}"
+                ),
+            )
+        })?;
+    let ty = match v.get("type").and_then(Value::as_str) {
+        Some(t) => FieldType::parse(t).map_err(|e| config_err(origin, e))?,
+        None => FieldType::Str,
+    };
+    let description = v
+        .get("description")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let description = if description.starts_with("${") {
+        String::new()
+    } else {
+        description
+    };
+    Ok(Field {
+        name: name.to_string(),
+        ty,
+        description,
+        constraints: vec![],
+    })
+}
+
+/// Parses DSPy JSON: an object whose keys are predictor names (e.g.
+/// `understand.predict`) mapping to `{"demos": [...], "signature":
+/// {"instructions", "fields": [{"prefix", "description"}]}}`. Which fields are
+/// inputs is taken from our `x-skill-fleet` metadata when present, else from
+/// the demos: the fields of DSPy's `augmented` demos that the last field list
+/// names after the inputs. Without either, the last field is the output.
+pub fn import_dspy_json(origin: &str, text: &str) -> Result<ProgramSpec> {
+    let root: Map<String, Value> =
+        serde_json::from_str(text).map_err(|e| config_err(origin, format!("invalid JSON: {e}")))?;
+    let meta = root.get("x-skill-fleet").cloned().unwrap_or(Value::Null);
+    let mut predictors = Vec::new();
+    for (key, value) in &root {
+        if key == "metadata" || key == "x-skill-fleet" {
+            continue;
+        }
+        let Some(obj) = value.as_object() else {
+            continue;
+        };
+        let Some(sig) = obj.get("signature") else {
+            continue;
+        };
+        let name = key.trim_end_matches(".predict").to_string();
+        let instructions = sig
+            .get("instructions")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let fields_v = sig.get("fields").and_then(Value::as_array).ok_or_else(|| {
+            config_err(
+                origin,
+                format!("predictor `{key}`: signature has no `fields` list"),
+            )
+        })?;
+        let mut fields = fields_v
+            .iter()
+            .map(|f| field_from(origin, f))
+            .collect::<Result<Vec<_>>>()?;
+        for f in &mut fields {
+            // DSPy prefixes are "Task Description:"; names are snake_case.
+            f.name = f
+                .name
+                .trim_end_matches(':')
+                .trim()
+                .to_lowercase()
+                .replace(' ', "_");
+        }
+        let pm = meta.get("predictors").and_then(|p| p.get(&name));
+        let n_inputs = pm
+            .and_then(|m| m.get("inputs"))
+            .and_then(Value::as_array)
+            .map(|a| a.len())
+            .unwrap_or(fields.len().saturating_sub(1));
+        let module = match pm.and_then(|m| m.get("module")).and_then(Value::as_str) {
+            Some("chain_of_thought") => ModuleKind::ChainOfThought,
+            _ => ModuleKind::Predict,
+        };
+        if module == ModuleKind::ChainOfThought {
+            fields.retain(|f| f.name != "reasoning");
+        }
+        if let Some(types) = pm.and_then(|m| m.get("types")).and_then(Value::as_object) {
+            for f in &mut fields {
+                if let Some(t) = types.get(&f.name).and_then(Value::as_str) {
+                    f.ty = FieldType::parse(t).map_err(|e| config_err(origin, e))?;
+                }
+            }
+        }
+        let outputs = fields.split_off(n_inputs.min(fields.len()));
+        let demos = obj
+            .get("demos")
+            .and_then(Value::as_array)
+            .map(|d| {
+                d.iter()
+                    .filter_map(Value::as_object)
+                    .map(|m| {
+                        m.iter()
+                            .filter(|(k, _)| k.as_str() != "augmented")
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        predictors.push(PredictorSpec {
+            name,
+            module,
+            signature: Signature {
+                instructions,
+                inputs: fields,
+                outputs,
+            },
+            demos,
+            fallback: None,
+        });
+    }
+    if predictors.is_empty() {
+        return Err(config_err(
+            origin,
+            "no predictors: expected keys mapping to {\"demos\", \"signature\"}".into(),
+        ));
+    }
+    let mut spec = ProgramSpec {
+        name: meta
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("dspy_program")
+            .to_string(),
+        description: meta
+            .get("description")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string(),
+        adapter: AdapterKind::Completion,
+        field_map: Default::default(),
+        constants: Default::default(),
+        metric: None,
+        validation_retries: 1,
+        predictors,
+    };
+    if let Some(m) = meta.get("spec_extras").and_then(Value::as_object) {
+        if let Some(v) = m.get("adapter") {
+            spec.adapter = serde_json::from_value(v.clone())?;
+        }
+        if let Some(v) = m.get("field_map") {
+            spec.field_map = serde_json::from_value(v.clone())?;
+        }
+        if let Some(v) = m.get("constants") {
+            spec.constants = serde_json::from_value(v.clone())?;
+        }
+        if let Some(v) = m.get("metric") {
+            spec.metric = serde_json::from_value(v.clone())?;
+        }
+        if let Some(v) = m.get("validation_retries") {
+            spec.validation_retries = serde_json::from_value(v.clone())?;
+        }
+        if let Some(v) = m.get("fallbacks").and_then(Value::as_object) {
+            for p in &mut spec.predictors {
+                if let Some(fb) = v.get(&p.name) {
+                    p.fallback = serde_json::from_value(fb.clone())?;
+                }
+            }
+        }
+    }
+    restore_field_metadata(&mut spec, &Value::Object(root));
+    spec.validate().map_err(|e| config_err(origin, e))?;
+    Ok(spec)
+}
+
+/// Writes DSPy's saved-program layout, plus an `x-skill-fleet` block with
+/// what DSPy does not store (field roles and types, adapter, mappings), so a
+/// re-import reproduces the same spec (same content hash).
+pub fn export_dspy_json(spec: &ProgramSpec) -> Value {
+    let mut root = Map::new();
+    let mut meta_preds = Map::new();
+    let mut fallbacks = Map::new();
+    for p in &spec.predictors {
+        let mut fields: Vec<Value> = Vec::new();
+        for f in p.signature.inputs.iter().chain(&p.signature.outputs) {
+            fields.push(json!({"prefix": format!("{}:", f.label()), "description": f.describe(), "name": f.name}));
+        }
+        if p.module == ModuleKind::ChainOfThought {
+            fields.insert(p.signature.inputs.len(), json!({"prefix": "Reasoning: Let's think step by step in order to", "description": "${reasoning}", "name": "reasoning"}));
+        }
+        let demos: Vec<Value> = p
+            .demos
+            .iter()
+            .map(|d| {
+                let mut m = d.clone();
+                m.insert("augmented".into(), Value::Bool(true));
+                Value::Object(m)
+            })
+            .collect();
+        let key = match p.module {
+            ModuleKind::ChainOfThought => format!("{}.predict", p.name),
+            ModuleKind::Predict => p.name.clone(),
+        };
+        root.insert(
+            key,
+            json!({
+                "traces": [], "train": [], "demos": demos,
+                "signature": {"instructions": p.signature.instructions, "fields": fields},
+                "lm": null,
+            }),
+        );
+        let types: Map<String, Value> = p
+            .signature
+            .inputs
+            .iter()
+            .chain(&p.signature.outputs)
+            .map(|f| (f.name.clone(), Value::String(f.ty.to_string())))
+            .collect();
+        let descs: Map<String, Value> = p
+            .signature
+            .inputs
+            .iter()
+            .chain(&p.signature.outputs)
+            .map(|f| {
+                (
+                    f.name.clone(),
+                    json!({"description": f.description, "constraints": f.constraints}),
+                )
+            })
+            .collect();
+        meta_preds.insert(p.name.clone(), json!({
+            "inputs": p.signature.inputs.iter().map(|f| f.name.clone()).collect::<Vec<_>>(),
+            "module": match p.module { ModuleKind::ChainOfThought => "chain_of_thought", ModuleKind::Predict => "predict" },
+            "types": types,
+            "fields": descs,
+        }));
+        if let Some(fb) = &p.fallback {
+            fallbacks.insert(p.name.clone(), Value::Object(fb.clone()));
+        }
+    }
+    root.insert(
+        "metadata".into(),
+        json!({"dependency_versions": {"skill_fleet": env!("CARGO_PKG_VERSION")}}),
+    );
+    root.insert("x-skill-fleet".into(), json!({
+        "name": spec.name,
+        "description": spec.description,
+        "predictors": meta_preds,
+        "spec_extras": {
+            "adapter": spec.adapter, "field_map": spec.field_map, "constants": spec.constants,
+            "metric": spec.metric, "validation_retries": spec.validation_retries, "fallbacks": fallbacks,
+        },
+    }));
+    Value::Object(root)
+}
+
+/// Restores field descriptions and constraints from our metadata on import
+/// (DSPy's own descriptions include rendered type hints we do not keep).
+fn restore_field_metadata(spec: &mut ProgramSpec, exported: &Value) {
+    let Some(preds) = exported
+        .pointer("/x-skill-fleet/predictors")
+        .and_then(Value::as_object)
+    else {
+        return;
+    };
+    for p in &mut spec.predictors {
+        let Some(fields) = preds
+            .get(&p.name)
+            .and_then(|m| m.get("fields"))
+            .and_then(Value::as_object)
+        else {
+            continue;
+        };
+        for f in p
+            .signature
+            .inputs
+            .iter_mut()
+            .chain(p.signature.outputs.iter_mut())
+        {
+            if let Some(m) = fields.get(&f.name) {
+                f.description = m
+                    .get("description")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
+                f.constraints = m
+                    .get("constraints")
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|c| c.as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+            }
+        }
+    }
+}

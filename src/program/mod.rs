@@ -1,0 +1,16 @@
+//! Programs: typed signatures, predictors (Predict, ChainOfThought) wired into
+//! pipelines, adapters that turn calls into prompts and answers into typed
+//! fields, and DSPy JSON import/export.
+
+pub mod adapter;
+pub mod parse;
+pub mod run;
+pub mod signature;
+pub mod spec;
+
+pub use run::{run_program, Prediction, PredictorTrace, RunError};
+pub use signature::{Field, FieldType, Signature};
+pub use spec::{AdapterKind, Demo, ModuleKind, PredictorSpec, ProgramSpec};
+pub mod dspy;
+pub mod load;
+pub use load::{load_program, ProgramRef};

@@ -1,0 +1,164 @@
+//! Running a program: each predictor in pipeline order, with validation
+//! retries and fallbacks (the original's ValidatedModule and phase fallbacks).
+
+use super::adapter::{self, ParseError};
+use super::spec::ProgramSpec;
+use crate::lm::client::{CallContext, LmClient};
+use crate::lm::{LmError, LmRequest, Prompt};
+use serde_json::{Map, Value};
+
+/// What one predictor did during a run; optimizers read these (bootstrap
+/// turns successful ones into demos, GEPA reflects on them).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct PredictorTrace {
+    pub predictor: String,
+    pub inputs: Map<String, Value>,
+    pub outputs: Map<String, Value>,
+    pub raw_answer: String,
+    /// Validation failures of earlier attempts.
+    pub failures: Vec<String>,
+    /// Outputs came from the configured fallback, not the model.
+    pub used_fallback: bool,
+}
+
+/// Result of running a program on one input.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Prediction {
+    /// All output fields of all predictors.
+    pub outputs: Map<String, Value>,
+    pub traces: Vec<PredictorTrace>,
+    pub lm_calls: u32,
+    pub cache_hits: u32,
+}
+
+/// Why a program run failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RunError {
+    #[error("predictor `{predictor}`: {error}")]
+    Lm { predictor: String, error: LmError },
+    #[error(
+        "predictor `{predictor}`: answer failed validation after {attempts} attempt(s): {error}"
+    )]
+    Parse {
+        predictor: String,
+        attempts: u32,
+        error: ParseError,
+        raw_answer: String,
+    },
+}
+
+/// Runs `spec` on `inputs` with the task model `lm`. `constants` are the
+/// program's resolved fixed inputs.
+pub async fn run_program(
+    spec: &ProgramSpec,
+    constants: &Map<String, Value>,
+    lm: &LmClient,
+    inputs: &Map<String, Value>,
+    ctx: &CallContext,
+) -> Result<Prediction, RunError> {
+    let mut values = inputs.clone();
+    let mut prediction = Prediction {
+        outputs: Map::new(),
+        traces: Vec::new(),
+        lm_calls: 0,
+        cache_hits: 0,
+    };
+    for p in &spec.predictors {
+        let p_inputs: Map<String, Value> = p
+            .signature
+            .inputs
+            .iter()
+            .filter(|f| !constants.contains_key(&f.name))
+            .map(|f| {
+                (
+                    f.name.clone(),
+                    values
+                        .get(&f.name)
+                        .cloned()
+                        .unwrap_or(Value::String(String::new())),
+                )
+            })
+            .collect();
+        let rendered = adapter::render(spec.adapter, p, constants, &p_inputs);
+        let mut ctx = ctx.clone();
+        ctx.predictor = Some(p.name.clone());
+        let mut failures = Vec::new();
+        let attempts = spec.validation_retries + 1;
+        let mut outcome = None;
+        let mut last_raw = String::new();
+        for attempt in 0..attempts {
+            let mut req = LmRequest {
+                prompt: rendered.prompt.clone(),
+                params: lm.default_params(),
+                rollout_id: None,
+            };
+            req.params.stop = rendered.stop.clone();
+            if attempt > 0 {
+                // A deterministic re-ask would return the same (cached) answer:
+                // re-sample with a distinct rollout id and some temperature.
+                req.rollout_id = Some(format!("validation-retry-{attempt}"));
+                req.params.temperature = req.params.temperature.max(0.7);
+                req.params.seed = Some(attempt as u64);
+            }
+            let out = lm.call(&req, &ctx).await.map_err(|error| RunError::Lm {
+                predictor: p.name.clone(),
+                error,
+            })?;
+            prediction.lm_calls += 1;
+            if out.cache_hit {
+                prediction.cache_hits += 1;
+            }
+            last_raw = out.response.text().to_string();
+            match adapter::parse(spec.adapter, p, &last_raw) {
+                Ok(parsed) => {
+                    outcome = Some((parsed, false));
+                    break;
+                }
+                Err(e) => failures.push(e.to_string()),
+            }
+        }
+        let (outputs, used_fallback) = match (outcome, &p.fallback) {
+            (Some(o), _) => o,
+            (None, Some(fb)) => (fb.clone(), true),
+            (None, None) => {
+                let error = match adapter::parse(spec.adapter, p, &last_raw) {
+                    Err(e) => e,
+                    Ok(_) => ParseError::Missing("?".into()),
+                };
+                return Err(RunError::Parse {
+                    predictor: p.name.clone(),
+                    attempts,
+                    error,
+                    raw_answer: last_raw,
+                });
+            }
+        };
+        for (k, v) in &outputs {
+            values.insert(k.clone(), v.clone());
+            if k != "reasoning" {
+                prediction.outputs.insert(k.clone(), v.clone());
+            }
+        }
+        prediction.traces.push(PredictorTrace {
+            predictor: p.name.clone(),
+            inputs: p_inputs,
+            outputs,
+            raw_answer: last_raw,
+            failures,
+            used_fallback,
+        });
+    }
+    Ok(prediction)
+}
+
+/// The full text of a rendered prompt (for `--show-prompt` and snapshots).
+pub fn prompt_text(prompt: &Prompt) -> String {
+    match prompt {
+        Prompt::Text(t) => t.clone(),
+        Prompt::Chat(messages) => messages
+            .iter()
+            .map(|m| format!("<{}>\n{}", m.role, m.content))
+            .collect::<Vec<_>>()
+            .join("\n\n"),
+    }
+}

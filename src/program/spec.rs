@@ -1,0 +1,206 @@
+//! Program specs: YAML files under `config/programs/`, content-addressed when stored.
+
+use super::signature::Signature;
+use crate::error::{Error, Result};
+use crate::util::content_hash;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// How a predictor reasons before answering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ModuleKind {
+    /// Answer the output fields directly.
+    #[default]
+    Predict,
+    /// Write a `reasoning` field first, then the outputs.
+    ChainOfThought,
+}
+
+/// How a call is rendered into a prompt and parsed back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum AdapterKind {
+    /// "Field: value" lines, demos as earlier blocks: for base models.
+    #[default]
+    Completion,
+    /// Chat messages with `[[ ## field ## ]]` markers: for instruct models.
+    Chat,
+    /// Chat asking for one JSON object: for models with JSON modes.
+    Json,
+}
+
+/// A demo: values for a predictor's input and output fields.
+pub type Demo = Map<String, Value>;
+
+/// One predictor of a program.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PredictorSpec {
+    pub name: String,
+    #[serde(default)]
+    pub module: ModuleKind,
+    pub signature: Signature,
+    #[serde(default)]
+    pub demos: Vec<Demo>,
+    /// Outputs used when every attempt fails validation (the original's phase fallback).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<Map<String, Value>>,
+}
+
+/// A whole program: predictors wired into a pipeline by field names.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProgramSpec {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub adapter: AdapterKind,
+    /// Trainset column -> program field (e.g. `expected_name: name`).
+    #[serde(default)]
+    pub field_map: BTreeMap<String, String>,
+    /// Inputs fixed by the program. The string `@taxonomy` expands to the
+    /// configured category list.
+    #[serde(default)]
+    pub constants: BTreeMap<String, Value>,
+    /// Default metric for eval and optimize.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<String>,
+    /// Extra attempts when an answer fails validation.
+    #[serde(default = "one")]
+    pub validation_retries: u32,
+    pub predictors: Vec<PredictorSpec>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl ProgramSpec {
+    /// Parses YAML; `origin` names the file in errors.
+    pub fn from_yaml(origin: &str, text: &str) -> Result<Self> {
+        let spec: ProgramSpec = serde_yaml::from_str(text).map_err(|e| Error::Config {
+            path: origin.to_string(),
+            message: e.to_string(),
+        })?;
+        spec.validate().map_err(|message| Error::Config {
+            path: origin.to_string(),
+            message,
+        })?;
+        Ok(spec)
+    }
+
+    /// Reads a spec file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Self::from_yaml(&path.display().to_string(), &text)
+    }
+
+    /// Structural checks: signatures valid, every predictor input available.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.predictors.is_empty() {
+            return Err("`predictors` is empty; expected at least one".into());
+        }
+        let mut names = std::collections::HashSet::new();
+        for p in &self.predictors {
+            if !names.insert(p.name.as_str()) {
+                return Err(format!("predictor `{}` appears twice", p.name));
+            }
+            p.signature
+                .validate()
+                .map_err(|e| format!("predictor `{}`: {e}", p.name))?;
+        }
+        Ok(())
+    }
+
+    /// Content hash (key order and formatting of the YAML do not matter).
+    pub fn content_hash(&self) -> String {
+        content_hash(&serde_json::to_value(self).unwrap_or(Value::Null))
+    }
+
+    /// Fields the caller must provide: predictor inputs that are neither
+    /// constants nor produced by an earlier predictor.
+    pub fn input_fields(&self) -> Vec<String> {
+        let mut produced = std::collections::HashSet::new();
+        let mut inputs = Vec::new();
+        for p in &self.predictors {
+            for f in &p.signature.inputs {
+                if !produced.contains(&f.name)
+                    && !self.constants.contains_key(&f.name)
+                    && !inputs.contains(&f.name)
+                {
+                    inputs.push(f.name.clone());
+                }
+            }
+            for f in &p.signature.outputs {
+                produced.insert(f.name.clone());
+            }
+        }
+        inputs
+    }
+
+    /// Every output field of every predictor, in pipeline order.
+    pub fn output_fields(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for p in &self.predictors {
+            for f in &p.signature.outputs {
+                if !out.contains(&f.name) {
+                    out.push(f.name.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// Splits a trainset example into program inputs and gold labels, renaming
+    /// columns through `field_map`.
+    pub fn example_io(
+        &self,
+        fields: &Map<String, Value>,
+    ) -> (Map<String, Value>, Map<String, Value>) {
+        let mut mapped = Map::new();
+        for (k, v) in fields {
+            let name = self.field_map.get(k).cloned().unwrap_or_else(|| k.clone());
+            mapped.insert(name, v.clone());
+        }
+        let inputs_wanted = self.input_fields();
+        let outputs_wanted = self.output_fields();
+        let mut inputs = Map::new();
+        let mut labels = Map::new();
+        for (k, v) in mapped {
+            if inputs_wanted.contains(&k) {
+                inputs.insert(k, v);
+            } else if outputs_wanted.contains(&k) {
+                labels.insert(k, v);
+            }
+        }
+        (inputs, labels)
+    }
+
+    /// The predictor named `name`.
+    pub fn predictor(&self, name: &str) -> Option<&PredictorSpec> {
+        self.predictors.iter().find(|p| p.name == name)
+    }
+
+    /// Mutable access for optimizers.
+    pub fn predictor_mut(&mut self, name: &str) -> Option<&mut PredictorSpec> {
+        self.predictors.iter_mut().find(|p| p.name == name)
+    }
+
+    /// Expands `@taxonomy` constants with the given category names.
+    pub fn resolve_constants(&self, categories: &[String]) -> Map<String, Value> {
+        self.constants
+            .iter()
+            .map(|(k, v)| {
+                let v = match v.as_str() {
+                    Some("@taxonomy") => Value::String(categories.join(", ")),
+                    _ => v.clone(),
+                };
+                (k.clone(), v)
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,202 @@
+//! The SQLite tracker store: the only module (besides migrations and the `sql`
+//! passthrough) that holds SQL strings.
+//!
+//! One [`Store`] wraps one connection. Connections are opened in WAL mode with a
+//! busy timeout so that several processes (an optimizer, the HTTP server, a user
+//! running `skill-fleet sql`) can share the file, and with foreign keys on so
+//! that the schema's references hold.
+
+mod lm;
+mod programs;
+mod query;
+mod runs;
+mod trainsets;
+
+pub use lm::{CacheStats, TraceRow};
+pub use programs::{NewVersion, VersionRow};
+pub use query::{QueryOutput, ReadOnlyQueryError};
+pub use runs::{CandidateRow, EvaluationRow, NewRun, RunRow, ScoreRow};
+pub use trainsets::{ExampleRow, SplitRow, TrainsetRow};
+
+use crate::error::{Error, Result};
+use rusqlite::{Connection, OpenFlags};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+mod embedded {
+    refinery::embed_migrations!("migrations");
+}
+
+/// How long a writer waits for another process's lock before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A connection to the tracker database, migrated to the newest schema.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+/// Sizes and versions reported by `skill-fleet db info`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DbInfo {
+    pub path: String,
+    pub schema_version: i64,
+    pub file_size_bytes: u64,
+    pub tables: Vec<(String, i64)>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and applies pending migrations.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        let mut conn = Connection::open(&path)?;
+        configure(&conn)?;
+        migrate(&mut conn)?;
+        Ok(Store { conn, path })
+    }
+
+    /// Opens an existing database read-only: used by `skill-fleet sql` so that a
+    /// user's query can never change the file.
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        if !path.exists() {
+            return Err(Error::NotFound {
+                kind: "database",
+                name: path.display().to_string(),
+            });
+        }
+        let conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.pragma_update(None, "query_only", true)?;
+        Ok(Store { conn, path })
+    }
+
+    /// The underlying connection, for modules that need a transaction spanning several calls.
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// Mutable access for transactions.
+    pub fn conn_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
+    /// Path of the database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Highest applied migration version.
+    pub fn schema_version(&self) -> Result<i64> {
+        Ok(self.conn.query_row(
+            "SELECT COALESCE(MAX(version), 0) FROM refinery_schema_history",
+            [],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Schema version, file size and row counts of every table.
+    pub fn info(&self) -> Result<DbInfo> {
+        let mut stmt = self.conn.prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'table' \
+             AND name NOT LIKE 'sqlite_%' ORDER BY name",
+        )?;
+        let names: Vec<String> = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut tables = Vec::with_capacity(names.len());
+        for name in names {
+            // Table names come from sqlite_master, not from the user.
+            let n: i64 =
+                self.conn
+                    .query_row(&format!("SELECT COUNT(*) FROM \"{name}\""), [], |r| {
+                        r.get(0)
+                    })?;
+            tables.push((name, n));
+        }
+        let file_size_bytes = [
+            self.path.clone(),
+            wal_path(&self.path, "-wal"),
+            wal_path(&self.path, "-shm"),
+        ]
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
+        Ok(DbInfo {
+            path: self.path.display().to_string(),
+            schema_version: self.schema_version()?,
+            file_size_bytes,
+            tables,
+        })
+    }
+
+    /// Row count of one table (used by tests and `db info`).
+    pub fn count(&self, table: &str) -> Result<i64> {
+        if !table.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(Error::Invalid(format!("not a table name: {table}")));
+        }
+        Ok(self
+            .conn
+            .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))?)
+    }
+}
+
+fn wal_path(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+fn configure(conn: &Connection) -> Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    // journal_mode returns a row, so it is read rather than executed.
+    let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    Ok(())
+}
+
+/// Applies embedded migrations. Two processes opening a fresh file at once can
+/// race on the first migration; the loser sees "already exists" or a lock, waits
+/// and retries, and then finds the history up to date.
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let mut last_err = String::new();
+    for attempt in 0..8u64 {
+        match embedded::migrations::runner().run(conn) {
+            Ok(_) => return Ok(()),
+            Err(e) => {
+                last_err = e.to_string();
+                std::thread::sleep(Duration::from_millis(50 * (attempt + 1)));
+            }
+        }
+    }
+    Err(Error::Migration(last_err))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opens_and_migrates_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let s = Store::open(&path).unwrap();
+        assert_eq!(s.schema_version().unwrap(), 1);
+        drop(s);
+        let s = Store::open(&path).unwrap();
+        assert_eq!(s.schema_version().unwrap(), 1);
+        let fk: i64 = s
+            .conn()
+            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(fk, 1);
+    }
+}
