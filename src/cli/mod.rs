@@ -20,7 +20,7 @@ use crate::store::Store;
 
 /// Optimize LM programs DSPy-style and track everything in one SQLite file.
 #[derive(Debug, Parser)]
-#[command(name = "skill-fleet", version, about, propagate_version = true)]
+#[command(name = "skill-fleet", version, about)]
 pub struct Cli {
     /// Tracker database file.
     #[arg(
@@ -138,5 +138,18 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Metrics(c) => runtime()?.block_on(eval::metrics(&ctx, c)),
         Command::Optimize(a) => runtime()?.block_on(optimize::optimize(&ctx, *a)),
         Command::Lm(c) => runtime()?.block_on(lm::run(&ctx, c)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// clap checks argument names only when a subcommand is parsed; this checks
+    /// them all (a `--version` argument once clashed with the version flag).
+    #[test]
+    fn command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
     }
 }

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The main job: optimize the bundled program on the bundled trainset with the
+# embedded local model, then show the run as the tracker recorded it.
+# Usage: bash scripts/run.sh [extra `skill-fleet optimize` flags, e.g. --optimizer miprov2]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+cargo build --quiet   # same profile as the tests: llama.cpp is built once
+BIN=target/debug/skill-fleet
+export SKILL_FLEET_DB="${SKILL_FLEET_DB:-skill-fleet.db}"
+$BIN trainset import config/training/trainset.json --name skills
+$BIN trainset stats skills | head -8
+$BIN optimize --program config/programs/skill_understanding.yaml --trainset skills \
+  --optimizer bootstrap --max-labeled-demos 4 --seed 42 --promote production "$@"
+$BIN sql "SELECT run_id, optimizer, status, baseline_score, best_score, test_score, lm_calls, cache_hits, n_candidates FROM run_summary ORDER BY run_id DESC LIMIT 3"
