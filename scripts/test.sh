@@ -5,4 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export SKILL_FLEET_MODEL="$PWD/models/gemma-3-270m-q4_k_m.gguf"
-cargo test --all-targets -- --test-threads 2
+# One test at a time: the real-model tests each use every core.
+cargo test --all-targets -- --test-threads 1

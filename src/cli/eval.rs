@@ -2,11 +2,12 @@
 
 use super::{output, App};
 use crate::data::Part;
-use crate::eval::{run_eval, EvalRequest};
+use crate::eval::{run_eval, EnsembleRequest, EvalRequest};
+use crate::program::ensemble::{infer, Member, Strategy};
 use crate::lm::budget::Budget;
 use crate::lm::client::{CallContext, LmOptions, Lms};
 use crate::metrics;
-use crate::program::{load_program, run_program, ProgramRef};
+use crate::program::{load_program, ProgramRef};
 use anyhow::{anyhow, Context, Result};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -36,6 +37,53 @@ impl ProgramArgs {
     }
 }
 
+/// Ensemble flags shared by `eval` and `predict`.
+#[derive(Debug, Clone, Args)]
+pub struct EnsembleArgs {
+    /// BestOfN: sample N answers and keep the one with the highest --reward.
+    #[arg(long, conflicts_with = "vote")]
+    pub best_of: Option<usize>,
+    /// MajorityVote: sample N answers and keep the most common --vote-field.
+    #[arg(long)]
+    pub vote: Option<usize>,
+    /// Field to vote on (also the selector of a --versions ensemble).
+    #[arg(long)]
+    pub vote_field: Option<String>,
+    /// Minimum share of samples agreeing with the winner.
+    #[arg(long, default_value_t = 0.0)]
+    pub min_agreement: f64,
+    /// Sampling temperature of ensemble samples.
+    #[arg(long, default_value_t = 0.7)]
+    pub sample_temperature: f32,
+    /// Reward metric (gold-free) for --best-of or a --versions ensemble.
+    #[arg(long)]
+    pub reward: Option<String>,
+    /// Stop --best-of early once a sample reaches this reward.
+    #[arg(long)]
+    pub threshold: Option<f64>,
+    /// Other versions of the program joining as ensemble members (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub versions: Vec<i64>,
+}
+
+impl EnsembleArgs {
+    fn to_request(&self) -> Option<EnsembleRequest> {
+        if self.best_of.is_none() && self.vote.is_none() && self.versions.is_empty() {
+            return None;
+        }
+        Some(EnsembleRequest {
+            best_of: self.best_of,
+            vote: self.vote,
+            vote_field: self.vote_field.clone(),
+            min_agreement: self.min_agreement,
+            temperature: self.sample_temperature,
+            reward: self.reward.clone(),
+            threshold: self.threshold,
+            versions: self.versions.clone(),
+        })
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct EvalArgs {
     #[command(flatten)]
@@ -54,6 +102,8 @@ pub struct EvalArgs {
     pub limit: Option<usize>,
     #[arg(long)]
     pub no_cache: bool,
+    #[command(flatten)]
+    pub ensemble: EnsembleArgs,
 }
 
 #[derive(Debug, Args)]
@@ -68,6 +118,8 @@ pub struct PredictArgs {
     /// Print the rendered prompt of each predictor too.
     #[arg(long)]
     pub show_prompt: bool,
+    #[command(flatten)]
+    pub ensemble: EnsembleArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -110,6 +162,7 @@ pub async fn eval(app: &App, a: EvalArgs) -> Result<ExitCode> {
         threads: a.threads,
         no_cache: a.no_cache,
         limit: a.limit,
+        ensemble: a.ensemble.to_request(),
     };
     let pb = if app.json {
         ProgressBar::hidden()
@@ -167,16 +220,16 @@ pub async fn predict(app: &App, a: PredictArgs) -> Result<ExitCode> {
             spec.input_fields().join(", ")
         ));
     }
-    let lms = Lms::new(
-        config,
+    let lms = Arc::new(Lms::new(
+        config.clone(),
         LmOptions {
             db: Some(app.cli_db.clone()),
             no_cache: a.no_cache,
         },
         Arc::new(Budget::unlimited()),
-    )?;
+    )?);
     let lm = lms.role("task")?;
-    let constants = spec.resolve_constants(&taxonomy.names());
+    let constants = Arc::new(spec.resolve_constants(&taxonomy.names()));
     if a.show_prompt {
         for p in &spec.predictors {
             let r = crate::program::adapter::render(spec.adapter, p, &constants, &inputs);
@@ -187,23 +240,35 @@ pub async fn predict(app: &App, a: PredictArgs) -> Result<ExitCode> {
             );
         }
     }
-    let pred = run_program(
-        &spec,
-        &constants,
-        &lm,
-        &inputs,
-        &CallContext {
-            predictor: None,
-            ..Default::default()
-        },
-    )
-    .await?;
+    let (strategy, others) = match a.ensemble.to_request() {
+        Some(e) => e.build(&config, &lms, &mut store, &spec.name, &constants)?,
+        None => (Strategy::Single, Vec::new()),
+    };
+    let mut members = vec![Member {
+        spec: Arc::new(spec.clone()),
+        constants: constants.clone(),
+        lm,
+    }];
+    members.extend(others);
+    let chosen = infer(&members, &strategy, &inputs, &CallContext::default()).await?;
+    let pred = chosen.prediction;
     lms.flush_traces();
     if app.json {
-        output::json(
-            &serde_json::json!({"program": spec.name, "version": version.version, "outputs": pred.outputs, "lm_calls": pred.lm_calls, "cache_hits": pred.cache_hits}),
-        )?;
+        output::json(&serde_json::json!({
+            "program": spec.name, "version": version.version, "outputs": pred.outputs,
+            "lm_calls": pred.lm_calls, "cache_hits": pred.cache_hits,
+            "chosen": chosen.index, "runs": chosen.runs, "agreement": chosen.agreement, "reward": chosen.reward,
+        }))?;
     } else {
+        if chosen.runs > 1 {
+            eprintln!(
+                "[chose run {} of {}{}{}]",
+                chosen.index + 1,
+                chosen.runs,
+                chosen.agreement.map(|a| format!(", agreement {a:.2}")).unwrap_or_default(),
+                chosen.reward.map(|r| format!(", reward {r:.2}")).unwrap_or_default()
+            );
+        }
         for (k, v) in &pred.outputs {
             println!("{k}: {}", crate::program::signature::render_value(v));
         }

@@ -6,8 +6,9 @@ use crate::lm::client::{CallContext, LmClient};
 
 mod run;
 use crate::metrics::Metric;
+use crate::program::ensemble::{infer, Member, Strategy};
 use crate::program::{run_program, Prediction, ProgramSpec};
-pub use run::{run_eval, EvalReport, EvalRequest};
+pub use run::{run_eval, EnsembleRequest, EvalReport, EvalRequest};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -91,6 +92,10 @@ pub struct Evaluator {
     pub failure_score: f64,
     /// Trace context (run and candidate ids) for every call.
     pub context: CallContext,
+    /// How predictions are made: one run, or an ensemble strategy.
+    pub strategy: Strategy,
+    /// Further ensemble members (other versions or models) after this one.
+    pub others: Vec<Member>,
 }
 
 impl Evaluator {
@@ -98,7 +103,15 @@ impl Evaluator {
     pub async fn score_one(&self, ex: &EvalExample) -> ExampleScore {
         let mut ctx = self.context.clone();
         ctx.example_id = Some(ex.example_id);
-        match run_program(&self.spec, &self.constants, &self.lm, &ex.inputs, &ctx).await {
+        let outcome = match &self.strategy {
+            Strategy::Single => run_program(&self.spec, &self.constants, &self.lm, &ex.inputs, &ctx).await.map_err(|e| e.to_string()),
+            strategy => {
+                let mut members = vec![Member { spec: self.spec.clone(), constants: self.constants.clone(), lm: self.lm.clone() }];
+                members.extend(self.others.iter().cloned());
+                infer(&members, strategy, &ex.inputs, &ctx).await.map(|c| c.prediction).map_err(|e| e.to_string())
+            }
+        };
+        match outcome {
             Ok(pred) => {
                 let r = self.metric.score(&ex.labels, &pred.outputs).await;
                 ExampleScore {

@@ -7,6 +7,7 @@ use crate::data::Part;
 use crate::error::{Error, Result};
 use crate::lm::budget::Budget;
 use crate::lm::client::{CallContext, LmOptions, Lms};
+use crate::program::ensemble::{Member, Selector, Strategy};
 use crate::program::{load_program, ProgramRef};
 use crate::store::{NewRun, ScoreRow, Store};
 use serde::Serialize;
@@ -27,6 +28,56 @@ pub struct EvalRequest {
     pub no_cache: bool,
     /// Evaluate at most this many examples.
     pub limit: Option<usize>,
+    /// Ensemble strategy and extra members (other program versions).
+    pub ensemble: Option<EnsembleRequest>,
+}
+
+/// An ensemble to evaluate or predict with, as given on the command line.
+#[derive(Debug, Clone, Default)]
+pub struct EnsembleRequest {
+    /// BestOfN samples (with `reward`).
+    pub best_of: Option<usize>,
+    /// MajorityVote samples (with `vote_field`).
+    pub vote: Option<usize>,
+    pub vote_field: Option<String>,
+    pub min_agreement: f64,
+    pub temperature: f32,
+    /// Reward metric for BestOfN or the `best` selector (gold-free, e.g. metadata_quality).
+    pub reward: Option<String>,
+    pub threshold: Option<f64>,
+    /// Other versions of the program that join as ensemble members.
+    pub versions: Vec<i64>,
+}
+
+impl EnsembleRequest {
+    /// Builds the strategy and extra members.
+    pub fn build(&self, config: &Config, lms: &Arc<Lms>, store: &mut Store, program: &str, constants: &Arc<serde_json::Map<String, serde_json::Value>>) -> Result<(Strategy, Vec<Member>)> {
+        let reward = |name: &Option<String>| -> Result<Arc<dyn crate::metrics::Metric>> {
+            crate::metrics::resolve(name.as_deref().unwrap_or("metadata_quality"), &config.metrics, Some(lms))
+        };
+        let lm = lms.role("task").map_err(|e| Error::Invalid(e.to_string()))?;
+        let mut others = Vec::new();
+        for v in &self.versions {
+            let row = store.find_version(program, Some(*v))?;
+            let spec: crate::program::ProgramSpec = serde_json::from_str(&row.spec_json)?;
+            others.push(Member { spec: Arc::new(spec), constants: constants.clone(), lm: lm.clone() });
+        }
+        let strategy = if let Some(n) = self.best_of {
+            Strategy::BestOfN { n, temperature: self.temperature, reward: reward(&self.reward)?, threshold: self.threshold }
+        } else if let Some(n) = self.vote {
+            let field = self.vote_field.clone().ok_or_else(|| Error::Invalid("--vote needs --vote-field FIELD".into()))?;
+            Strategy::MajorityVote { n, temperature: self.temperature, field, min_agreement: self.min_agreement }
+        } else if !others.is_empty() {
+            Strategy::Ensemble(match (&self.vote_field, &self.reward) {
+                (Some(f), _) => Selector::Majority { field: f.clone(), min_agreement: self.min_agreement },
+                (None, Some(_)) => Selector::Best(reward(&self.reward)?),
+                (None, None) => Selector::FirstValid,
+            })
+        } else {
+            Strategy::Single
+        };
+        Ok((strategy, others))
+    }
 }
 
 /// Result of `eval`.
@@ -128,9 +179,14 @@ pub async fn run_eval(
         .role("task")
         .map_err(|e| Error::Invalid(e.to_string()))?;
     let metric = crate::metrics::resolve(&metric_name, &config.metrics, Some(&lms))?;
+    let constants = Arc::new(spec.resolve_constants(&taxonomy.names()));
+    let (strategy, others) = match &req.ensemble {
+        Some(e) => e.build(&config, &lms, &mut store, &spec.name, &constants)?,
+        None => (Strategy::Single, Vec::new()),
+    };
     let evaluator = Evaluator {
         spec: Arc::new(spec.clone()),
-        constants: Arc::new(spec.resolve_constants(&taxonomy.names())),
+        constants,
         lm,
         metric,
         threads: req.threads.max(1),
@@ -139,6 +195,8 @@ pub async fn run_eval(
             run_id: Some(run_id),
             ..Default::default()
         },
+        strategy,
+        others,
     };
     let total = examples.len();
     let mut done = 0usize;

@@ -193,7 +193,7 @@ impl LmClient {
         let key = self
             .cache
             .as_ref()
-            .map(|_| cache_key(self.model.provider(), self.model.model(), req));
+            .map(|_| cache_key(self.model.provider(), &self.model.cache_scope(), req));
         if let (Some(cache), Some(key)) = (&self.cache, &key) {
             if let Some(response) = cache.get(key) {
                 let out = LmOutput {

@@ -86,6 +86,10 @@ impl LanguageModel for GeminiModel {
         &self.model
     }
 
+    fn cache_scope(&self) -> String {
+        format!("{}|{}", self.model, self.base_url)
+    }
+
     async fn generate(&self, req: &LmRequest) -> Result<LmResponse, LmError> {
         let key = self.api_key.as_ref().ok_or_else(|| {
             LmError::Config(

@@ -163,8 +163,13 @@ impl LmError {
 pub trait LanguageModel: Send + Sync {
     /// Provider name as recorded in traces (`local`, `openai`, `gemini`, ...).
     fn provider(&self) -> &str;
-    /// Model name as recorded in traces and cache keys.
+    /// Model name as recorded in traces.
     fn model(&self) -> &str;
+    /// What distinguishes this model's answers in cache keys beyond provider
+    /// and model name (e.g. server URL and endpoint mode); never a secret.
+    fn cache_scope(&self) -> String {
+        self.model().to_string()
+    }
     /// Performs one request.
     async fn generate(&self, request: &LmRequest) -> Result<LmResponse, LmError>;
 }

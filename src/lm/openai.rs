@@ -143,6 +143,10 @@ impl LanguageModel for OpenAiModel {
         &self.model
     }
 
+    fn cache_scope(&self) -> String {
+        format!("{}|{}|{:?}", self.model, self.base_url, self.mode)
+    }
+
     async fn generate(&self, req: &LmRequest) -> Result<LmResponse, LmError> {
         let path = match self.mode {
             Mode::Chat => "chat/completions",

@@ -26,12 +26,14 @@ pub fn backoff_delay(
 }
 
 /// Parses an HTTP Retry-After header value given in seconds (the common form).
+/// The value comes from the server: one too large for a `Duration` is ignored
+/// rather than panicking.
 pub fn parse_retry_after(value: &str) -> Option<Duration> {
     let v = value.trim();
     v.parse::<f64>()
         .ok()
         .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(Duration::from_secs_f64)
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
 }
 
 #[cfg(test)]

@@ -36,9 +36,12 @@ impl CommandMetric {
             .spawn()
             .map_err(|e| format!("cannot start `{}`: {e}", self.argv[0]))?;
         if let Some(mut stdin) = child.stdin.take() {
-            stdin
-                .write_all(input.as_bytes())
-                .map_err(|e| format!("writing stdin: {e}"))?;
+            // A command that does not read its input closes the pipe early;
+            // that is its choice, not a failure.
+            match stdin.write_all(input.as_bytes()) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(format!("writing stdin: {e}")),
+                _ => {}
+            }
         }
         let out = child.wait_with_output().map_err(|e| e.to_string())?;
         if !out.status.success() {

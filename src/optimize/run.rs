@@ -169,12 +169,10 @@ pub struct RunHooks {
 }
 
 fn examples_for(
-    store: &Store,
     spec: &ProgramSpec,
     ids: &[i64],
     all: &[crate::store::ExampleRow],
 ) -> Vec<EvalExample> {
-    let _ = store;
     ids.iter()
         .filter_map(|id| all.iter().find(|e| e.id == *id))
         .map(|e| {
@@ -233,29 +231,20 @@ pub async fn run_optimization(
         }
         Err(e) => return Err(e),
     };
-    let split = match store.latest_split(trainset.id)? {
-        Some(s)
-            if resume.is_some()
-                || (s.seed as u64 == req.seed
-                    && s.train_frac == req.split.train
-                    && s.val_frac == req.split.val) =>
-        {
-            s
-        }
-        _ => store.split_trainset(trainset.id, req.seed, req.split)?,
-    };
-    let split = match resume
-        .and_then(|id| store.run(id).ok())
-        .and_then(|r| r.split_id)
-    {
-        Some(sid) => store.split(sid)?,
-        None => split,
+    // A resumed run keeps its split; a new one uses the trainset's newest split
+    // (so runs with different optimizer seeds compare on the same examples),
+    // or makes a seeded one when there is none (`trainset split` makes others).
+    let resumed_split = resume.and_then(|id| store.run(id).ok()).and_then(|r| r.split_id);
+    let split = match (resumed_split, store.latest_split(trainset.id)?) {
+        (Some(id), _) => store.split(id)?,
+        (None, Some(s)) => s,
+        (None, None) => store.split_trainset(trainset.id, req.seed, req.split)?,
     };
     let all = store.examples(trainset.id)?;
     let part = |p| store.split_part(split.id, p);
-    let train = examples_for(&store, &spec, &part(crate::data::Part::Train)?, &all);
-    let val = examples_for(&store, &spec, &part(crate::data::Part::Val)?, &all);
-    let test = examples_for(&store, &spec, &part(crate::data::Part::Test)?, &all);
+    let train = examples_for(&spec, &part(crate::data::Part::Train)?, &all);
+    let val = examples_for(&spec, &part(crate::data::Part::Val)?, &all);
+    let test = examples_for(&spec, &part(crate::data::Part::Test)?, &all);
     if train.is_empty() || val.is_empty() {
         return Err(Error::Invalid(format!(
             "split #{} has {} train and {} val examples; need at least one of each",

@@ -155,6 +155,8 @@ impl Session {
                 candidate_id,
                 ..Default::default()
             },
+            strategy: crate::program::ensemble::Strategy::Single,
+            others: Vec::new(),
         }
     }
 

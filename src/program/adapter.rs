@@ -155,10 +155,13 @@ fn render_completion(
     if let Some(first) = outputs.first() {
         s.push_str(&format!("{}:", first.label()));
     }
-    Rendered {
-        prompt: Prompt::Text(s),
-        stop: vec!["\n\n".into(), "\n---".into()],
+    // The answer ends at a blank line, a separator, or where the model starts
+    // writing the next example's first input.
+    let mut stop = vec!["\n\n".to_string(), "\n---".to_string()];
+    if let Some(f) = sig.inputs.iter().find(|f| !is_constant(constants, f)) {
+        stop.push(format!("\n{}:", f.label()));
     }
+    Rendered { prompt: Prompt::Text(s), stop }
 }
 
 fn parse_completion(p: &PredictorSpec, answer: &str) -> Result<Map<String, Value>, ParseError> {

@@ -14,3 +14,5 @@ pub use spec::{AdapterKind, Demo, ModuleKind, PredictorSpec, ProgramSpec};
 pub mod dspy;
 pub mod load;
 pub use load::{load_program, ProgramRef};
+pub mod ensemble;
+pub use run::{run_program_with, RunOptions};

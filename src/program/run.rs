@@ -47,6 +47,14 @@ pub enum RunError {
     },
 }
 
+/// Sampling overrides for one run (ensembles re-sample the same program).
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub temperature: Option<f32>,
+    /// Makes the run's requests distinct cache keys (a deliberate re-sample).
+    pub rollout: Option<String>,
+}
+
 /// Runs `spec` on `inputs` with the task model `lm`. `constants` are the
 /// program's resolved fixed inputs.
 pub async fn run_program(
@@ -55,6 +63,18 @@ pub async fn run_program(
     lm: &LmClient,
     inputs: &Map<String, Value>,
     ctx: &CallContext,
+) -> Result<Prediction, RunError> {
+    run_program_with(spec, constants, lm, inputs, ctx, &RunOptions::default()).await
+}
+
+/// [`run_program`] with sampling overrides.
+pub async fn run_program_with(
+    spec: &ProgramSpec,
+    constants: &Map<String, Value>,
+    lm: &LmClient,
+    inputs: &Map<String, Value>,
+    ctx: &CallContext,
+    options: &RunOptions,
 ) -> Result<Prediction, RunError> {
     let mut values = inputs.clone();
     let mut prediction = Prediction {
@@ -93,10 +113,14 @@ pub async fn run_program(
                 rollout_id: None,
             };
             req.params.stop = rendered.stop.clone();
+            if let Some(t) = options.temperature {
+                req.params.temperature = t;
+            }
+            req.rollout_id = options.rollout.clone();
             if attempt > 0 {
                 // A deterministic re-ask would return the same (cached) answer:
                 // re-sample with a distinct rollout id and some temperature.
-                req.rollout_id = Some(format!("validation-retry-{attempt}"));
+                req.rollout_id = Some(format!("{}validation-retry-{attempt}", options.rollout.as_deref().map(|r| format!("{r}/")).unwrap_or_default()));
                 req.params.temperature = req.params.temperature.max(0.7);
                 req.params.seed = Some(attempt as u64);
             }

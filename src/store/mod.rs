@@ -6,6 +6,7 @@
 //! running `skill-fleet sql`) can share the file, and with foreign keys on so
 //! that the schema's references hold.
 
+mod bulk;
 mod lm;
 mod programs;
 mod query;

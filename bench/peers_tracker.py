@@ -1,0 +1,233 @@
+"""Benchmark A, peers: MLflow and Optuna logging the same shape as bench/tracker.rs.
+
+Shape: RUNS optimization runs x CANDIDATES candidates x SCORES per-example scores.
+
+MLflow (SQLite tracking store): each of our runs is a parent MLflow run; each
+candidate is a child run (tag mlflow.parentRunId, tag origin) whose SCORES
+per-example scores are the steps of metric `score` plus one `val_score`, all in
+one log_batch; the parent logs `val_score` per candidate as its history.
+Queries: best candidate of a run = search_runs(parent filter, order by
+metrics.val_score DESC, max_results=1); score history of a run =
+get_metric_history(parent, "val_score") and, with origins,
+search_runs(parent filter, order by start_time).
+
+Optuna (RDBStorage on SQLite, TPE sampler): each of our runs is a study; each
+candidate is a trial with 3 suggested params, a user attribute `origin`, SCORES
+intermediate values (trial.report) and its mean as value. Queries on the
+RDBStorage: best trial of a study (get_best_trial) and the history of a study
+(get_all_trials).
+
+Both write a documented fraction of the runs when the full size would take
+long, and report rows/s, which do not depend on the fraction.
+
+Usage: python bench/peers_tracker.py mlflow --runs 50 --out bench/out/mlflow.json
+       python bench/peers_tracker.py optuna --runs 10 --out bench/out/optuna.json
+"""
+
+import argparse
+import json
+import os
+import statistics
+import time
+
+
+def score_of(run, cand, ex):
+    """Deterministic pseudo-random score in [0, 1] (same idea as tracker.rs)."""
+    x = ((run << 40) ^ (cand << 20) ^ ex ^ 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
+    x ^= x >> 33
+    x = (x * 0xFF51AFD7ED558CCD) & 0xFFFFFFFFFFFFFFFF
+    x ^= x >> 33
+    return (x % 1001) / 1000.0
+
+
+def fresh(path):
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        try:
+            os.remove(path + suffix)
+        except FileNotFoundError:
+            pass
+
+
+def size(path):
+    return sum(os.path.getsize(path + s) for s in ("", "-wal", "-shm") if os.path.exists(path + s))
+
+
+def median_ms(f, args_list):
+    times = []
+    for a in args_list:
+        t = time.perf_counter()
+        f(a)
+        times.append((time.perf_counter() - t) * 1e3)
+    return statistics.median(times)
+
+
+def bench_mlflow(a):
+    import mlflow
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+
+    path = os.path.abspath(os.path.join(a.dir, "mlflow.db"))
+    fresh(path)
+    artifacts = os.path.abspath(os.path.join(a.dir, "mlflow-artifacts"))
+    client = MlflowClient(tracking_uri=f"sqlite:///{path}")
+    t_setup = time.perf_counter()
+    exp = client.create_experiment("bench", artifact_location=f"file://{artifacts}")
+    setup_secs = time.perf_counter() - t_setup
+
+    parents = []
+    t0 = time.perf_counter()
+    for r in range(a.runs):
+        parent = client.create_run(exp, run_name=f"run-{r}", tags={"kind": "optimize"}).info.run_id
+        history = []
+        for c in range(a.candidates):
+            origin = "baseline" if c == 0 else f"trial-{c}"
+            child = client.create_run(
+                exp, run_name=f"cand-{c}", tags={"mlflow.parentRunId": parent, "origin": origin}
+            ).info.run_id
+            ts = int(time.time() * 1000)
+            scores = [score_of(r, c, e) for e in range(a.scores)]
+            mean = sum(scores) / len(scores)
+            metrics = [Metric("score", s, ts, e) for e, s in enumerate(scores)]
+            metrics.append(Metric("val_score", mean, ts, 0))
+            client.log_batch(child, metrics=metrics)
+            client.set_terminated(child)
+            history.append(Metric("val_score", mean, ts, c))
+        client.log_batch(parent, metrics=history)
+        client.set_terminated(parent)
+        parents.append(parent)
+    secs = time.perf_counter() - t0
+
+    picks = [parents[(k * 7919 + 13) % len(parents)] for k in range(20)]
+
+    def best(p):
+        rs = client.search_runs(
+            [exp],
+            filter_string=f"tags.mlflow.parentRunId = '{p}'",
+            order_by=["metrics.val_score DESC"],
+            max_results=1,
+        )
+        assert len(rs) == 1
+
+    def history(p):
+        h = client.get_metric_history(p, "val_score")
+        assert len(h) == a.candidates
+
+    def history_with_origin(p):
+        rs = client.search_runs(
+            [exp],
+            filter_string=f"tags.mlflow.parentRunId = '{p}'",
+            order_by=["attributes.start_time ASC"],
+            max_results=1000,
+        )
+        assert len(rs) == a.candidates
+
+    score_rows = a.runs * a.candidates * a.scores
+    out = {
+        "benchmark": "tracker",
+        "side": "mlflow",
+        "version": mlflow.__version__,
+        "runs": a.runs,
+        "candidates_per_run": a.candidates,
+        "scores_per_candidate": a.scores,
+        "fraction_of_full": a.runs / 1000.0,
+        "score_rows": score_rows,
+        "secs": secs,
+        "setup_secs": setup_secs,
+        "score_rows_per_sec": score_rows / secs,
+        "candidates_per_sec": a.runs * a.candidates / secs,
+        "extrapolated_full_secs": secs * 1_000_000 / (a.runs * a.candidates * a.scores),
+        "file_bytes": size(path),
+        "queries": {
+            "best_candidate_of_run_ms": median_ms(best, picks),
+            "score_history_of_run_ms": median_ms(history, picks),
+            "score_history_with_origin_ms": median_ms(history_with_origin, picks),
+        },
+    }
+    return out
+
+
+def bench_optuna(a):
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    path = os.path.abspath(os.path.join(a.dir, "optuna.db"))
+    fresh(path)
+    storage = optuna.storages.RDBStorage(f"sqlite:///{path}")
+    origins = ["instruction", "demos", "mutation", "merge"]
+    names = []
+    t0 = time.perf_counter()
+    for r in range(a.runs):
+        name = f"run-{r}"
+        study = optuna.create_study(
+            study_name=name,
+            storage=storage,
+            direction="maximize",
+            sampler=optuna.samplers.TPESampler(seed=r),
+        )
+
+        def objective(trial, r=r):
+            c = trial.number
+            trial.suggest_float("temperature", 0.0, 1.0)
+            trial.suggest_int("demos", 0, 8)
+            origin = trial.suggest_categorical("origin", origins)
+            trial.set_user_attr("origin", "baseline" if c == 0 else origin)
+            scores = [score_of(r, c, e) for e in range(a.scores)]
+            for e, s in enumerate(scores):
+                trial.report(s, e)
+            return sum(scores) / len(scores)
+
+        study.optimize(objective, n_trials=a.candidates)
+        names.append(name)
+    secs = time.perf_counter() - t0
+
+    ids = [storage.get_study_id_from_name(n) for n in names]
+    picks = [ids[(k * 7919 + 13) % len(ids)] for k in range(20)]
+
+    def best(sid):
+        storage.get_best_trial(sid)
+
+    def history(sid):
+        ts = storage.get_all_trials(sid, deepcopy=False)
+        assert len(ts) == a.candidates
+
+    trials = a.runs * a.candidates
+    return {
+        "benchmark": "tracker",
+        "side": "optuna",
+        "version": optuna.__version__,
+        "runs": a.runs,
+        "candidates_per_run": a.candidates,
+        "scores_per_candidate": a.scores,
+        "fraction_of_full": a.runs / 1000.0,
+        "trials": trials,
+        "score_rows": trials * a.scores,
+        "secs": secs,
+        "trials_per_sec": trials / secs,
+        "score_rows_per_sec": trials * a.scores / secs,
+        "extrapolated_full_secs": secs * 1_000_000 / (a.runs * a.candidates * a.scores),
+        "file_bytes": size(path),
+        "queries": {
+            "best_candidate_of_run_ms": median_ms(best, picks),
+            "score_history_of_run_ms": median_ms(history, picks),
+        },
+    }
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("peer", choices=["mlflow", "optuna"])
+    p.add_argument("--runs", type=int, default=50)
+    p.add_argument("--candidates", type=int, default=100)
+    p.add_argument("--scores", type=int, default=10)
+    p.add_argument("--dir", default="bench/out/db")
+    p.add_argument("--out", required=True)
+    a = p.parse_args()
+    os.makedirs(a.dir, exist_ok=True)
+    res = bench_mlflow(a) if a.peer == "mlflow" else bench_optuna(a)
+    with open(a.out, "w") as f:
+        json.dump(res, f, indent=2)
+    print(json.dumps(res, indent=2))
+
+
+if __name__ == "__main__":
+    main()

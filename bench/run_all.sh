@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Runs every benchmark of docs/benchmarks.md and regenerates its tables.
+#
+#   bash bench/run_all.sh                 # A (tracker), B (overhead), C (local model)
+#   BENCH_ONLY="B C" bash bench/run_all.sh
+#
+# Idempotent: installs its own peers (bench/.venv with MLflow, Optuna, DSPy;
+# llama-server built into bench/out/llama-server), all git-ignored. Results go
+# to bench/out/*.json; bench/report.py writes them into docs/benchmarks.md.
+# Every step is bounded by `timeout`; on 2 cores the whole run takes about
+# 30-45 minutes (less when the peers are already installed).
+#
+# Knobs (environment): BENCH_ONLY, MLFLOW_RUNS (default 50 of 1,000),
+# OPTUNA_RUNS (default 5 of 1,000), LM_TRIALS (3), DSPY_CALLS (20000),
+# OUR_CALLS (100000).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+OUT=bench/out
+mkdir -p "$OUT"
+ONLY=${BENCH_ONLY:-"A B C"}
+want() { [[ " $ONLY " == *" $1 "* ]]; }
+step() { echo; echo "=== $* ($(date -u +%H:%M:%S))"; }
+START=$(date +%s)
+
+# Optimized build of our crate on top of the dev profile: reuses the dev build
+# of llama.cpp (opt-level 3 already) instead of a second, release build of it.
+CARGO_OPT=(
+  --config 'profile.dev.package.skill-fleet.opt-level=3'
+  --config 'profile.dev.package.skill-fleet.debug-assertions=false'
+  --config 'profile.dev.package.skill-fleet.overflow-checks=false'
+  --config 'profile.dev.package.skill-fleet.codegen-units=16'
+)
+
+step "machine"
+python3 - "$OUT/machine.json" <<'EOF'
+import json, os, platform, subprocess, sys, datetime
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+mem = next((int(l.split()[1]) for l in open("/proc/meminfo") if l.startswith("MemTotal")), 0)
+osname = next((l.split("=", 1)[1].strip().strip('"') for l in open("/etc/os-release") if l.startswith("PRETTY_NAME")), platform.system())
+rustc = subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip()
+m = {
+    "cpu_model": cpu,
+    "nproc": int(subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()),
+    "ram_gib": mem / 1024 / 1024,
+    "os": f"{osname}, Linux {platform.release()}",
+    "rustc": rustc,
+    "python": sys.version.split()[0],
+    "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M"),
+    "loadavg_at_start": open("/proc/loadavg").read().strip(),
+}
+json.dump(m, open(sys.argv[1], "w"), indent=2)
+print(m)
+EOF
+
+step "peers: bench/.venv"
+VENV=bench/.venv
+PY=$VENV/bin/python
+if [ ! -x "$PY" ]; then
+  nice -n 10 python3 -m venv "$VENV"
+fi
+if ! "$PY" -c "import mlflow, optuna, dspy, httpx, yaml" 2>/dev/null; then
+  nice -n 10 "$PY" -m pip install --quiet --upgrade pip
+  nice -n 10 "$PY" -m pip install --quiet "mlflow==3.17.2" "optuna==5.0.0" "dspy==3.4.1" httpx pyyaml
+fi
+"$PY" -c "import mlflow, optuna, dspy; print('mlflow', mlflow.__version__, 'optuna', optuna.__version__, 'dspy', dspy.__version__)"
+
+if want C; then
+  step "peers: llama-server"
+  timeout 3600 bash bench/build_llama_server.sh
+fi
+if [ ! -s models/gemma-3-270m-q4_k_m.gguf ] && want C; then
+  bash scripts/setup.sh
+fi
+
+step "build the Rust benchmarks (dev profile, our crate optimized)"
+nice -n 10 cargo build --quiet --example tracker --example overhead --example lm_local "${CARGO_OPT[@]}"
+EX=target/debug/examples
+
+if want A; then
+  step "A: tracker, skill-fleet and raw SQLite (1,000 x 100 x 10 + 1M traces)"
+  timeout 1200 "$EX/tracker" --out "$OUT/tracker.json" --dir "$OUT/db"
+  step "A: MLflow (${MLFLOW_RUNS:-50} of 1,000 runs)"
+  timeout 1200 "$PY" bench/peers_tracker.py mlflow --runs "${MLFLOW_RUNS:-50}" --out "$OUT/mlflow.json" >/dev/null
+  step "A: Optuna (${OPTUNA_RUNS:-5} of 1,000 studies)"
+  timeout 1200 "$PY" bench/peers_tracker.py optuna --runs "${OPTUNA_RUNS:-5}" --out "$OUT/optuna.json" >/dev/null
+  rm -f "$OUT"/db/tracker-*.db* "$OUT"/db/mlflow.db* "$OUT"/db/optuna.db*
+fi
+
+if want B; then
+  step "B: overhead, skill-fleet"
+  timeout 900 "$EX/overhead" --calls "${OUR_CALLS:-100000}" --out "$OUT/overhead.json" 2>/dev/null
+  step "B: overhead, DSPy"
+  timeout 900 "$PY" bench/dspy_overhead.py --calls "${DSPY_CALLS:-20000}" --out "$OUT/dspy.json" >/dev/null
+fi
+
+if want C; then
+  step "C: local model, skill-fleet"
+  timeout 1200 "$EX/lm_local" --trials "${LM_TRIALS:-3}" --out "$OUT/lm_local.json"
+  step "C: local model, llama-server"
+  timeout 1200 "$PY" bench/lm_server.py --out "$OUT/lm_server.json"
+fi
+
+step "report"
+"$PY" bench/report.py
+echo "bench/run_all.sh: done in $(( ($(date +%s) - START) / 60 )) min"
