@@ -15,6 +15,10 @@
 //!
 //! Run: cargo run --example lm_local [-- --model models/gemma-3-270m-q4_k_m.gguf
 //!      --max-tokens 128 --trials 3 --threads 0]
+//!
+//! bench/lm_compare.py drives it one trial at a time, alternating with
+//! llama-server: `--write-prompts FILE` only writes the prompts, and
+//! `--prompts FILE --workload W --trial T` runs one trial of FILE's prompts.
 
 use serde_json::{json, Value};
 use skill_fleet::config::{Config, LocalConfig};
@@ -90,6 +94,10 @@ fn main() {
     let mut trials = 3usize;
     let mut threads = 0usize;
     let mut out = PathBuf::from("bench/out/lm_local.json");
+    let mut write_prompts: Option<PathBuf> = None;
+    let mut prompts_file: Option<PathBuf> = None;
+    let mut only_workload: Option<String> = None;
+    let mut only_trial: Option<usize> = None;
     let a: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
     while i < a.len() {
@@ -100,19 +108,38 @@ fn main() {
             "--trials" => trials = v.parse().unwrap(),
             "--threads" => threads = v.parse().unwrap(),
             "--out" => out = v.into(),
+            "--write-prompts" => write_prompts = Some(v.into()),
+            "--prompts" => prompts_file = Some(v.into()),
+            "--workload" => only_workload = Some(v),
+            "--trial" => only_trial = Some(v.parse().unwrap()),
             other => panic!("unknown argument {other}"),
         }
         i += 2;
     }
     let dir = out.parent().unwrap_or(Path::new(".")).to_path_buf();
     std::fs::create_dir_all(&dir).unwrap();
-    let prompts = prompts(trials);
-    std::fs::write(
-        dir.join("lm_prompts.json"),
-        serde_json::to_string_pretty(&json!({"max_tokens": max_tokens, "workloads": prompts}))
-            .unwrap(),
-    )
-    .unwrap();
+    let prompts = match &prompts_file {
+        Some(f) => {
+            let v: Value = serde_json::from_str(&std::fs::read_to_string(f).unwrap()).unwrap();
+            max_tokens = v["max_tokens"].as_u64().unwrap() as u32;
+            v["workloads"].clone()
+        }
+        None => {
+            let p = prompts(trials);
+            let file = write_prompts.clone().unwrap_or_else(|| dir.join("lm_prompts.json"));
+            std::fs::write(
+                &file,
+                serde_json::to_string_pretty(&json!({"max_tokens": max_tokens, "workloads": p}))
+                    .unwrap(),
+            )
+            .unwrap();
+            if write_prompts.is_some() {
+                eprintln!("wrote {}", file.display());
+                return;
+            }
+            p
+        }
+    };
 
     let cfg = LocalConfig {
         threads,
@@ -141,8 +168,14 @@ fn main() {
         lm.generate(&request("Hello")).await.unwrap();
         let mut results = serde_json::Map::new();
         for name in ["single", "concurrent4", "shared_prefix4"] {
+            if only_workload.as_deref().is_some_and(|w| w != name) {
+                continue;
+            }
             let mut rows = Vec::new();
             for (t, reqs) in prompts[name].as_array().unwrap().iter().enumerate() {
+                if only_trial.is_some_and(|x| x != t) {
+                    continue;
+                }
                 let reqs: Vec<LmRequest> = reqs
                     .as_array()
                     .unwrap()

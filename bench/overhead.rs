@@ -181,6 +181,30 @@ fn main() {
             assert!(out.cache_hit);
         }
 
+        // Breakdown of a memory hit: the cache key (request -> JSON value,
+        // canonical JSON text, sha256) that every call computes first.
+        let n = (calls / 5).max(1000);
+        let value = json!({"provider": "stub", "model": "stub-model", "request": &req});
+        let canonical = skill_fleet::util::canonical_json(&value);
+        let mut key_us = Vec::with_capacity(n);
+        let mut to_value_us = Vec::with_capacity(n);
+        let mut canon_us = Vec::with_capacity(n);
+        let mut sha_us = Vec::with_capacity(n);
+        for _ in 0..n {
+            let t = Instant::now();
+            std::hint::black_box(skill_fleet::lm::cache::cache_key("stub", "stub-model", &req));
+            key_us.push(t.elapsed().as_secs_f64() * 1e6);
+            let t = Instant::now();
+            std::hint::black_box(json!({"provider": "stub", "model": "stub-model", "request": &req}));
+            to_value_us.push(t.elapsed().as_secs_f64() * 1e6);
+            let t = Instant::now();
+            std::hint::black_box(skill_fleet::util::canonical_json(&value));
+            canon_us.push(t.elapsed().as_secs_f64() * 1e6);
+            let t = Instant::now();
+            std::hint::black_box(skill_fleet::util::sha256_hex(canonical.as_bytes()));
+            sha_us.push(t.elapsed().as_secs_f64() * 1e6);
+        }
+
         // 4. A whole program run on a cached answer.
         let ctx = CallContext::default();
         let p = run_program(&spec, &constants, &mem_client, &inputs0, &ctx)
@@ -311,6 +335,11 @@ fn main() {
             "call_db_cache_and_tracer_amortized_us": amortized_db_us,
             "traces_written": traces,
             "call_sqlite_tier_hit": stats_us(call_sqlite),
+            "breakdown_cache_key": stats_us(key_us),
+            "breakdown_request_to_json_value": stats_us(to_value_us),
+            "breakdown_canonical_json": stats_us(canon_us),
+            "breakdown_sha256_hex": stats_us(sha_us),
+            "canonical_request_bytes": canonical.len(),
             "run_program_cached": stats_us(prog),
             "evaluate_1000_cached_ms": eval_ms[eval_ms.len() / 2],
             "evaluate_1000_fill_with_stub_ms": fill_ms,

@@ -327,8 +327,10 @@ def lm_block(ours, srv):
         f"Model load: {ours['load_secs']:.2f} s in-process"
         + (f", {srv['load_secs']:.2f} s to a healthy llama-server" if srv else "")
         + ".",
-        f"Load average when each side finished (another engineer shared this 2-core machine): ours `{ours.get('loadavg', '?')}`"
-        + (f", llama-server `{srv.get('loadavg', '?')}`" if srv else "")
+        "The two sides alternate trial by trial, and each trial first waits (up to 4 minutes) for the machine to be at "
+        "least 85% idle, since another engineer's model shared this 2-core machine. Median idle share just before a trial: "
+        f"ours {statistics.median(r.get('idle_before', 0) for w in ours['workloads'].values() for r in w):.0%}"
+        + (f", llama-server {statistics.median(r.get('idle_before', 0) for w in srv['workloads'].values() for r in w):.0%}" if srv else "")
         + ".",
     ]
     if srv:

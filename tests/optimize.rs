@@ -112,7 +112,9 @@ fn same_seed_with_warm_cache_reproduces_candidates_and_scores() {
     let ts = small_trainset(dir.path(), 12);
     let mut args: Vec<&str> = vec!["--json"];
     args.extend(OPT);
-    args.extend(["--trainset", &ts, "--num-candidates", "1"]);
+    let k = args.iter().position(|a| *a == "--num-candidates").unwrap();
+    args[k + 1] = "1";
+    args.extend(["--trainset", &ts]);
     let first: Value = serde_json::from_str(&cli_ok(&db, &args)).unwrap();
     let second: Value = serde_json::from_str(&cli_ok(&db, &args)).unwrap();
     for k in ["baseline_val", "best_val", "baseline_test", "optimized_test", "candidates"] {
