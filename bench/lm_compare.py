@@ -51,6 +51,21 @@ def wait_quiet(max_wait, want=0.85):
     return idle
 
 
+def stat_ticks():
+    f = [int(x) for x in open("/proc/stat").readline().split()[1:]]
+    return sum(f) - f[3] - f[4], sum(f)  # busy, total (all CPUs, clock ticks)
+
+
+def proc_ticks(pid):
+    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return int(f[11]) + int(f[12])  # utime + stime
+
+
+def children_ticks():
+    t = os.times()
+    return round((t.children_user + t.children_system) * os.sysconf("SC_CLK_TCK"))
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -161,11 +176,17 @@ def main():
                     order.reverse()
                 for side, fn in order:
                     idle = wait_quiet(a.max_wait)
+                    own0 = children_ticks() if side == "ours" else proc_ticks(proc.pid)
+                    busy0, total0 = stat_ticks()
                     row = fn(w, trial)
+                    busy1, total1 = stat_ticks()
+                    own1 = children_ticks() if side == "ours" else proc_ticks(proc.pid)
                     row["idle_before"] = idle
+                    # Share of the machine's CPU time used by other processes during the trial.
+                    row["interference"] = max(0, (busy1 - busy0) - (own1 - own0)) / max(1, total1 - total0)
                     (ours if side == "ours" else srv)[w].append(row)
                     print(f"{side:6} {w:15} trial {trial}: {row['completion_tokens']} tokens in "
-                          f"{row['wall_secs']:.2f}s = {row['tokens_per_sec']:.1f} tok/s (idle before {idle:.0%})", flush=True)
+                          f"{row['wall_secs']:.2f}s = {row['tokens_per_sec']:.1f} tok/s (idle before {idle:.0%}, others used {row['interference']:.0%})", flush=True)
         pool.shutdown()
     finally:
         proc.terminate()

@@ -126,7 +126,9 @@ fn main() {
         }
         None => {
             let p = prompts(trials);
-            let file = write_prompts.clone().unwrap_or_else(|| dir.join("lm_prompts.json"));
+            let file = write_prompts
+                .clone()
+                .unwrap_or_else(|| dir.join("lm_prompts.json"));
             std::fs::write(
                 &file,
                 serde_json::to_string_pretty(&json!({"max_tokens": max_tokens, "workloads": p}))

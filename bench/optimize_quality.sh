@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-cargo build --quiet
+cargo build --all-targets --quiet  # same build as the tests
 BIN=target/debug/skill-fleet
 OUT=bench/out/quality
 mkdir -p "$OUT"

@@ -127,7 +127,8 @@ fn main() {
     let spec = ProgramSpec::load(Path::new("config/programs/skill_understanding.yaml")).unwrap();
     let constants = spec.resolve_constants(&taxonomy.names());
     let trainset =
-        skill_fleet::data::load_file(Path::new("config/training/trainset.json"), &taxonomy).unwrap();
+        skill_fleet::data::load_file(Path::new("config/training/trainset.json"), &taxonomy)
+            .unwrap();
     let (inputs0, _) = spec.example_io(&trainset.examples[0].fields);
     let rendered = adapter::render(spec.adapter, &spec.predictors[0], &constants, &inputs0);
     let prompt = skill_fleet::program::run::prompt_text(&rendered.prompt);
@@ -192,10 +193,16 @@ fn main() {
         let mut sha_us = Vec::with_capacity(n);
         for _ in 0..n {
             let t = Instant::now();
-            std::hint::black_box(skill_fleet::lm::cache::cache_key("stub", "stub-model", &req));
+            std::hint::black_box(skill_fleet::lm::cache::cache_key(
+                "stub",
+                "stub-model",
+                &req,
+            ));
             key_us.push(t.elapsed().as_secs_f64() * 1e6);
             let t = Instant::now();
-            std::hint::black_box(json!({"provider": "stub", "model": "stub-model", "request": &req}));
+            std::hint::black_box(
+                json!({"provider": "stub", "model": "stub-model", "request": &req}),
+            );
             to_value_us.push(t.elapsed().as_secs_f64() * 1e6);
             let t = Instant::now();
             std::hint::black_box(skill_fleet::util::canonical_json(&value));
@@ -211,7 +218,9 @@ fn main() {
             .await
             .unwrap();
         assert!(
-            p.traces.iter().all(|t| !t.used_fallback && t.failures.is_empty()),
+            p.traces
+                .iter()
+                .all(|t| !t.used_fallback && t.failures.is_empty()),
             "the stub answer did not parse: {:?}",
             p.traces
         );
@@ -229,7 +238,10 @@ fn main() {
         let examples_src: Vec<_> = (0..1000)
             .map(|i| {
                 let mut e = trainset.examples[i % trainset.examples.len()].clone();
-                let td = e.fields["task_description"].as_str().unwrap_or("").to_string();
+                let td = e.fields["task_description"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string();
                 e.fields.insert(
                     "task_description".into(),
                     Value::String(format!("{td} (variant {i})")),
@@ -246,7 +258,9 @@ fn main() {
             schema: trainset.schema,
             examples: examples_src,
         };
-        let (ts, _) = store.import_trainset("bench-1000", "synthetic", &big).unwrap();
+        let (ts, _) = store
+            .import_trainset("bench-1000", "synthetic", &big)
+            .unwrap();
         let rows = store.examples(ts.id).unwrap();
         let examples: Vec<EvalExample> = rows
             .iter()

@@ -11,7 +11,7 @@
 # 30-45 minutes (less when the peers are already installed).
 #
 # Knobs (environment): BENCH_ONLY, MLFLOW_RUNS (default 50 of 1,000),
-# OPTUNA_RUNS (default 5 of 1,000), LM_TRIALS (3), DSPY_CALLS (20000),
+# OPTUNA_RUNS (default 5 of 1,000), LM_TRIALS (4), DSPY_CALLS (20000),
 # OUR_CALLS (100000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,12 +40,20 @@ CARGO_OPT=(
 step "machine"
 python3 - "$OUT/machine.json" <<'EOF'
 import json, os, platform, subprocess, sys, datetime
-cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+info = {}
+for l in open("/proc/cpuinfo"):
+    if ":" in l:
+        k, v = (x.strip() for x in l.split(":", 1))
+        info.setdefault(k, v)
+cpu = info.get("model name", "?")
+simd = [f for f in ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512_vnni", "amx_tile", "sha_ni") if f in info.get("flags", "").split()]
+cpu_detail = f"family {info.get('cpu family', '?')}, model {info.get('model', '?')}, stepping {info.get('stepping', '?')}; {info.get('cpu MHz', '?')} MHz; SIMD: {' '.join(simd)}" + ("; virtual machine" if "hypervisor" in info.get("flags", "") else "")
 mem = next((int(l.split()[1]) for l in open("/proc/meminfo") if l.startswith("MemTotal")), 0)
 osname = next((l.split("=", 1)[1].strip().strip('"') for l in open("/etc/os-release") if l.startswith("PRETTY_NAME")), platform.system())
 rustc = subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip()
 m = {
     "cpu_model": cpu,
+    "cpu_detail": cpu_detail,
     "nproc": int(subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()),
     "ram_gib": mem / 1024 / 1024,
     "os": f"{osname}, Linux {platform.release()}",
@@ -106,7 +114,7 @@ fi
 
 if want C; then
   step "C: local model, skill-fleet vs llama-server (alternating trials)"
-  timeout 2400 "$PY" bench/lm_compare.py --trials "${LM_TRIALS:-3}" --out-dir "$OUT"
+  timeout 2400 "$PY" bench/lm_compare.py --trials "${LM_TRIALS:-4}" --out-dir "$OUT"
 fi
 
 step "report"

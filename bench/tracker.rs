@@ -88,7 +88,8 @@ fn request_json(i: usize) -> String {
     )
 }
 
-const RESPONSE: &str = " rust/tokio-task-cancellation\nName: tokio-task-cancellation\nSkill Style: minimal";
+const RESPONSE: &str =
+    " rust/tokio-task-cancellation\nName: tokio-task-cancellation\nSkill Style: minimal";
 
 fn fresh(path: &Path) {
     for suffix in ["", "-wal", "-shm"] {
@@ -123,7 +124,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 const Q_BEST: &str = "SELECT candidate_id, origin, val_score FROM candidate_leaderboard WHERE run_id = ?1 AND rank = 1";
 /// The same answer without the view: its window function keeps SQLite from
 /// pushing `run_id = ?` into the view, so the view aggregates every run first.
-const Q_BEST_INDEXED: &str = "SELECT c.id, c.origin, MAX(e.mean_score) AS val_score FROM evaluations e \
+const Q_BEST_INDEXED: &str =
+    "SELECT c.id, c.origin, MAX(e.mean_score) AS val_score FROM evaluations e \
     JOIN candidates c ON c.id = e.candidate_id \
     WHERE e.run_id = ?1 AND e.kind = 'full' AND e.status = 'done' \
     GROUP BY c.id ORDER BY val_score DESC LIMIT 1";
@@ -187,10 +189,7 @@ fn time_queries(conn: &Connection, run_ids: &[i64], candidates: usize) -> Value 
     for _ in 0..5 {
         let t = Instant::now();
         let mut stmt = conn.prepare_cached(Q_BEST_ALL).unwrap();
-        let n = stmt
-            .query_map([], |r| r.get::<_, i64>(0))
-            .unwrap()
-            .count();
+        let n = stmt.query_map([], |r| r.get::<_, i64>(0)).unwrap().count();
         best_all.push(t.elapsed().as_secs_f64() * 1e3);
         assert!(n >= run_ids.len());
     }
@@ -211,9 +210,12 @@ fn ours(a: &Args, path: &Path) -> Value {
     // Ten real examples to score (scores reference examples).
     let config = skill_fleet::config::Config::load(Path::new("config/config.yaml"), false).unwrap();
     let taxonomy = config.taxonomy().unwrap();
-    let trainset = skill_fleet::data::load_file(Path::new("config/training/trainset.json"), &taxonomy)
+    let trainset =
+        skill_fleet::data::load_file(Path::new("config/training/trainset.json"), &taxonomy)
+            .unwrap();
+    let (ts, _) = store
+        .import_trainset("bench", "config/training/trainset.json", &trainset)
         .unwrap();
-    let (ts, _) = store.import_trainset("bench", "config/training/trainset.json", &trainset).unwrap();
     let examples: Vec<i64> = store
         .examples(ts.id)
         .unwrap()
@@ -221,7 +223,11 @@ fn ours(a: &Args, path: &Path) -> Value {
         .map(|e| e.id)
         .take(a.scores)
         .collect();
-    assert_eq!(examples.len(), a.scores, "trainset has fewer examples than --scores");
+    assert_eq!(
+        examples.len(),
+        a.scores,
+        "trainset has fewer examples than --scores"
+    );
 
     let t0 = Instant::now();
     let mut run_ids = Vec::with_capacity(a.runs);
@@ -240,8 +246,16 @@ fn ours(a: &Args, path: &Path) -> Value {
             .map(|c| CandidateRow {
                 id: 0,
                 run_id: run,
-                parent_ids: if c == 0 { "[]".into() } else { format!("[{}]", c - 1) },
-                origin: if c == 0 { "baseline".into() } else { format!("trial-{c}") },
+                parent_ids: if c == 0 {
+                    "[]".into()
+                } else {
+                    format!("[{}]", c - 1)
+                },
+                origin: if c == 0 {
+                    "baseline".into()
+                } else {
+                    format!("trial-{c}")
+                },
                 spec_json: spec_json(r, c),
                 hash: format!("{r:08x}{c:08x}"),
                 trial: Some(c as i64),
@@ -386,14 +400,31 @@ fn raw(a: &Args, path: &Path) -> Value {
                 .prepare_cached("INSERT INTO scores (evaluation_id, example_id, score, feedback) VALUES (?1, ?2, ?3, ?4)")
                 .unwrap();
             for c in 0..a.candidates {
-                let parents = if c == 0 { "[]".to_string() } else { format!("[{}]", c - 1) };
-                let origin = if c == 0 { "baseline".to_string() } else { format!("trial-{c}") };
-                ci.execute(params![run, parents, origin, spec_json(r, c), format!("{r:08x}{c:08x}"), c as i64, now])
-                    .unwrap();
+                let parents = if c == 0 {
+                    "[]".to_string()
+                } else {
+                    format!("[{}]", c - 1)
+                };
+                let origin = if c == 0 {
+                    "baseline".to_string()
+                } else {
+                    format!("trial-{c}")
+                };
+                ci.execute(params![
+                    run,
+                    parents,
+                    origin,
+                    spec_json(r, c),
+                    format!("{r:08x}{c:08x}"),
+                    c as i64,
+                    now
+                ])
+                .unwrap();
                 let cid = tx.last_insert_rowid();
                 ids.push(cid);
                 let mean = (0..a.scores).map(|e| score_of(r, c, e)).sum::<f64>() / a.scores as f64;
-                ei.execute(params![run, cid, a.scores as i64, mean, now]).unwrap();
+                ei.execute(params![run, cid, a.scores as i64, mean, now])
+                    .unwrap();
                 let eid = tx.last_insert_rowid();
                 for (e, ex) in examples.iter().enumerate() {
                     let s = score_of(r, c, e);
@@ -443,7 +474,14 @@ fn raw(a: &Args, path: &Path) -> Value {
     report("raw", a, path, score_secs, trace_secs, queries)
 }
 
-fn report(name: &str, a: &Args, path: &Path, score_secs: f64, trace_secs: f64, queries: Value) -> Value {
+fn report(
+    name: &str,
+    a: &Args,
+    path: &Path,
+    score_secs: f64,
+    trace_secs: f64,
+    queries: Value,
+) -> Value {
     let score_rows = a.runs * a.candidates * a.scores;
     // Rows written in the score phase: runs + candidates + evaluations + scores.
     let all_rows = a.runs + 2 * a.runs * a.candidates + score_rows;

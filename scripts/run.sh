@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-cargo build --quiet   # same profile as the tests: llama.cpp is built once
+# Same profile and targets as the tests (`cargo test --all-targets`), so llama.cpp is built once.
+cargo build --all-targets --quiet
 BIN=target/debug/skill-fleet
 export SKILL_FLEET_DB="${SKILL_FLEET_DB:-skill-fleet.db}"
 $BIN trainset import config/training/trainset.json --name skills

@@ -9,7 +9,8 @@ use skill_fleet::lm::{LanguageModel, LmError, LmRequest};
 use std::sync::Arc;
 
 fn model() -> Arc<LocalModel> {
-    let path = common::model_path().expect("model missing: run `bash scripts/setup.sh` (the test command does)");
+    let path = common::model_path()
+        .expect("model missing: run `bash scripts/setup.sh` (the test command does)");
     Arc::new(LocalModel::load(&path, &LocalConfig::default()).expect("model loads"))
 }
 
@@ -27,7 +28,11 @@ async fn few_shot_completion_names_the_capital() {
     let m = model();
     let out = m.generate(&req(FEW_SHOT, 8)).await.unwrap();
     assert!(out.text().contains("Paris"), "got {:?}", out.text());
-    assert!(!out.text().contains('\n'), "stop string not applied: {:?}", out.text());
+    assert!(
+        !out.text().contains('\n'),
+        "stop string not applied: {:?}",
+        out.text()
+    );
     assert!(out.prompt_tokens > 20 && out.completion_tokens >= 1);
     assert_eq!(m.provider(), "local");
 }
@@ -38,7 +43,12 @@ async fn concurrent_batched_requests_match_sequential_ones() {
     // Same few-shot prefix, different last country: batched with prefix reuse.
     let prompts: Vec<String> = ["France", "Japan", "Egypt", "Canada"]
         .iter()
-        .map(|c| FEW_SHOT.replace("Country: France\nCapital:", &format!("Country: {c}\nCapital:")))
+        .map(|c| {
+            FEW_SHOT.replace(
+                "Country: France\nCapital:",
+                &format!("Country: {c}\nCapital:"),
+            )
+        })
         .collect();
     let mut sequential = Vec::new();
     for p in &prompts {
@@ -57,7 +67,10 @@ async fn concurrent_batched_requests_match_sequential_ones() {
         concurrent.push(h.await.unwrap().unwrap().text().to_string());
     }
     assert_eq!(concurrent, sequential);
-    assert!(sequential[0].contains("Paris") && sequential[1].contains("Tokyo"), "{sequential:?}");
+    assert!(
+        sequential[0].contains("Paris") && sequential[1].contains("Tokyo"),
+        "{sequential:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -82,12 +95,22 @@ async fn oversized_prompt_is_a_clear_error() {
         other => panic!("expected a context error, got {other:?}"),
     }
     // The engine keeps serving afterwards.
-    assert!(m.generate(&req(FEW_SHOT, 4)).await.unwrap().text().contains("Paris"));
+    assert!(m
+        .generate(&req(FEW_SHOT, 4))
+        .await
+        .unwrap()
+        .text()
+        .contains("Paris"));
 }
 
 #[test]
 fn missing_model_names_the_setup_command() {
-    let err = LocalModel::load(std::path::Path::new("/nonexistent/model.gguf"), &LocalConfig::default()).err().unwrap();
+    let err = LocalModel::load(
+        std::path::Path::new("/nonexistent/model.gguf"),
+        &LocalConfig::default(),
+    )
+    .err()
+    .unwrap();
     assert!(err.to_string().contains("scripts/setup.sh"), "{err}");
 }
 
@@ -95,22 +118,55 @@ fn missing_model_names_the_setup_command() {
 fn cli_lm_complete_uses_the_local_model_and_caches() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("t.db");
-    let out = common::cli_ok(&db, &["--json", "lm", "complete", FEW_SHOT, "--max-tokens", "6", "--stop", "\n"]);
+    let out = common::cli_ok(
+        &db,
+        &[
+            "--json",
+            "lm",
+            "complete",
+            FEW_SHOT,
+            "--max-tokens",
+            "6",
+            "--stop",
+            "\n",
+        ],
+    );
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert!(v["text"].as_str().unwrap().contains("Paris"), "{v}");
     assert_eq!(v["cache_hit"], false);
-    let again: serde_json::Value =
-        serde_json::from_str(&common::cli_ok(&db, &["--json", "lm", "complete", FEW_SHOT, "--max-tokens", "6", "--stop", "\n"])).unwrap();
+    let again: serde_json::Value = serde_json::from_str(&common::cli_ok(
+        &db,
+        &[
+            "--json",
+            "lm",
+            "complete",
+            FEW_SHOT,
+            "--max-tokens",
+            "6",
+            "--stop",
+            "\n",
+        ],
+    ))
+    .unwrap();
     assert_eq!(again["cache_hit"], true);
     assert_eq!(again["text"], v["text"]);
-    let stats: serde_json::Value = serde_json::from_str(&common::cli_ok(&db, &["--json", "cache", "stats"])).unwrap();
+    let stats: serde_json::Value =
+        serde_json::from_str(&common::cli_ok(&db, &["--json", "cache", "stats"])).unwrap();
     assert_eq!(stats["entries"], 1);
-    let traces = common::cli_ok(&db, &["--json", "sql", "SELECT cache_hit, provider, model FROM traces ORDER BY id"]);
+    let traces = common::cli_ok(
+        &db,
+        &[
+            "--json",
+            "sql",
+            "SELECT cache_hit, provider, model FROM traces ORDER BY id",
+        ],
+    );
     let rows: Vec<serde_json::Value> = serde_json::from_str(&traces).unwrap();
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0]["provider"], "local");
     assert_eq!(rows[1]["cache_hit"], 1);
     common::cli_ok(&db, &["cache", "clear"]);
-    let stats: serde_json::Value = serde_json::from_str(&common::cli_ok(&db, &["--json", "cache", "stats"])).unwrap();
+    let stats: serde_json::Value =
+        serde_json::from_str(&common::cli_ok(&db, &["--json", "cache", "stats"])).unwrap();
     assert_eq!(stats["entries"], 0);
 }

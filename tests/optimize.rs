@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 /// The first `n` bundled examples, as a small trainset file.
 fn small_trainset(dir: &Path, n: usize) -> String {
-    let all: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(bundled_trainset()).unwrap()).unwrap();
+    let all: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(bundled_trainset()).unwrap()).unwrap();
     // Spread over the file so every style appears.
     let step = all.len() / n;
     let pick: Vec<&Value> = all.iter().step_by(step.max(1)).take(n).collect();
@@ -27,13 +28,29 @@ fn q(db: &Path, sql: &str) -> Vec<Value> {
 }
 
 const OPT: &[&str] = &[
-    "optimize", "--optimizer", "random-search", "--num-candidates", "2", "--max-labeled-demos", "2",
-    "--max-bootstrapped-demos", "2", "--metric-threshold", "0.5", "--threads", "2", "--seed", "5",
+    "optimize",
+    "--optimizer",
+    "random-search",
+    "--num-candidates",
+    "2",
+    "--max-labeled-demos",
+    "2",
+    "--max-bootstrapped-demos",
+    "2",
+    "--metric-threshold",
+    "0.5",
+    "--threads",
+    "2",
+    "--seed",
+    "5",
 ];
 
 #[test]
 fn killed_optimization_resumes_without_recomputing() {
-    assert!(model_path().is_some(), "model missing: run `bash scripts/setup.sh`");
+    assert!(
+        model_path().is_some(),
+        "model missing: run `bash scripts/setup.sh`"
+    );
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("t.db");
     let ts = small_trainset(dir.path(), 16);
@@ -51,12 +68,21 @@ fn killed_optimization_resumes_without_recomputing() {
     let start = Instant::now();
     loop {
         std::thread::sleep(Duration::from_millis(300));
-        assert!(start.elapsed() < Duration::from_secs(600), "optimization made no progress");
+        assert!(
+            start.elapsed() < Duration::from_secs(600),
+            "optimization made no progress"
+        );
         if let Ok(Some(status)) = child.try_wait() {
             panic!("optimization finished ({status}) before it could be killed; make it longer");
         }
-        let Ok(store) = Store::open_read_only(&db) else { continue };
-        let Ok(done) = store.query_read_only("SELECT COUNT(*) FROM evaluations WHERE status = 'done'") else { continue };
+        let Ok(store) = Store::open_read_only(&db) else {
+            continue;
+        };
+        let Ok(done) =
+            store.query_read_only("SELECT COUNT(*) FROM evaluations WHERE status = 'done'")
+        else {
+            continue;
+        };
         let Ok(partial) = store.query_read_only(
             "SELECT COUNT(*) FROM evaluations e WHERE e.status = 'running' AND EXISTS (SELECT 1 FROM scores s WHERE s.evaluation_id = e.id)",
         ) else { continue };
@@ -68,15 +94,24 @@ fn killed_optimization_resumes_without_recomputing() {
     child.wait().unwrap();
 
     let run_id = q(&db, "SELECT id FROM runs")[0]["id"].as_i64().unwrap();
-    assert_eq!(q(&db, "SELECT status FROM runs")[0]["status"], "running", "a killed run is left running");
+    assert_eq!(
+        q(&db, "SELECT status FROM runs")[0]["status"],
+        "running",
+        "a killed run is left running"
+    );
     let done_before = q(&db, "SELECT id, candidate_id, split, kind, n, mean_score FROM evaluations WHERE status = 'done' ORDER BY id");
     let scored_before: BTreeSet<(i64, i64)> = q(&db, "SELECT e.candidate_id AS c, s.example_id AS x FROM scores s JOIN evaluations e ON e.id = s.evaluation_id")
         .iter()
         .map(|r| (r["c"].as_i64().unwrap(), r["x"].as_i64().unwrap()))
         .collect();
-    let max_trace = q(&db, "SELECT COALESCE(MAX(id), 0) AS m FROM traces")[0]["m"].as_i64().unwrap();
+    let max_trace = q(&db, "SELECT COALESCE(MAX(id), 0) AS m FROM traces")[0]["m"]
+        .as_i64()
+        .unwrap();
 
-    let out = cli_ok(&db, &["--json", "optimize", "--resume", &run_id.to_string()]);
+    let out = cli_ok(
+        &db,
+        &["--json", "optimize", "--resume", &run_id.to_string()],
+    );
     let report: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(report["status"], "succeeded", "{report}");
     assert_eq!(report["run_id"], run_id);
@@ -86,16 +121,36 @@ fn killed_optimization_resumes_without_recomputing() {
     let after = q(&db, "SELECT id, candidate_id, split, kind, n, mean_score FROM evaluations WHERE status = 'done' ORDER BY id");
     for e in &done_before {
         assert!(after.contains(e), "evaluation {e} changed or vanished");
-        let dups = after.iter().filter(|a| a["candidate_id"] == e["candidate_id"] && a["split"] == e["split"] && a["kind"] == e["kind"] && a["n"] == e["n"] && a["kind"] == "full").count();
-        assert!(e["kind"] != "full" || dups == 1, "full evaluation {e} was recomputed");
+        let dups = after
+            .iter()
+            .filter(|a| {
+                a["candidate_id"] == e["candidate_id"]
+                    && a["split"] == e["split"]
+                    && a["kind"] == e["kind"]
+                    && a["n"] == e["n"]
+                    && a["kind"] == "full"
+            })
+            .count();
+        assert!(
+            e["kind"] != "full" || dups == 1,
+            "full evaluation {e} was recomputed"
+        );
     }
     // No LM call after the resume concerns an (candidate, example) pair scored before the kill.
     let new_calls = q(&db, &format!("SELECT candidate_id AS c, example_id AS x FROM traces WHERE id > {max_trace} AND example_id IS NOT NULL"));
     for r in &new_calls {
         let key = (r["c"].as_i64().unwrap_or(-1), r["x"].as_i64().unwrap_or(-1));
-        assert!(!scored_before.contains(&key), "example {} of candidate {} was scored again", key.1, key.0);
+        assert!(
+            !scored_before.contains(&key),
+            "example {} of candidate {} was scored again",
+            key.1,
+            key.0
+        );
     }
-    let run = &q(&db, &format!("SELECT status, progress, test_score FROM runs WHERE id = {run_id}"))[0];
+    let run = &q(
+        &db,
+        &format!("SELECT status, progress, test_score FROM runs WHERE id = {run_id}"),
+    )[0];
     assert_eq!(run["status"], "succeeded");
     assert_eq!(run["progress"], 1.0);
     // Every evaluation is complete: its score rows match its size.
@@ -106,7 +161,10 @@ fn killed_optimization_resumes_without_recomputing() {
 
 #[test]
 fn same_seed_with_warm_cache_reproduces_candidates_and_scores() {
-    assert!(model_path().is_some(), "model missing: run `bash scripts/setup.sh`");
+    assert!(
+        model_path().is_some(),
+        "model missing: run `bash scripts/setup.sh`"
+    );
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("t.db");
     let ts = small_trainset(dir.path(), 12);
@@ -117,11 +175,23 @@ fn same_seed_with_warm_cache_reproduces_candidates_and_scores() {
     args.extend(["--trainset", &ts]);
     let first: Value = serde_json::from_str(&cli_ok(&db, &args)).unwrap();
     let second: Value = serde_json::from_str(&cli_ok(&db, &args)).unwrap();
-    for k in ["baseline_val", "best_val", "baseline_test", "optimized_test", "candidates"] {
+    for k in [
+        "baseline_val",
+        "best_val",
+        "baseline_test",
+        "optimized_test",
+        "candidates",
+    ] {
         assert_eq!(first[k], second[k], "{k} differs");
     }
     let cands = |run: &Value| -> Vec<Value> {
-        q(&db, &format!("SELECT hash, origin FROM candidates WHERE run_id = {} ORDER BY id", run["run_id"]))
+        q(
+            &db,
+            &format!(
+                "SELECT hash, origin FROM candidates WHERE run_id = {} ORDER BY id",
+                run["run_id"]
+            ),
+        )
     };
     assert_eq!(cands(&first), cands(&second));
     let scores = |run: &Value| -> BTreeMap<String, f64> {
@@ -132,34 +202,83 @@ fn same_seed_with_warm_cache_reproduces_candidates_and_scores() {
     };
     assert_eq!(scores(&first), scores(&second));
     // The second run made no provider calls: every call was a cache hit.
-    let misses = q(&db, &format!("SELECT COUNT(*) AS n FROM traces WHERE run_id = {} AND cache_hit = 0", second["run_id"]));
+    let misses = q(
+        &db,
+        &format!(
+            "SELECT COUNT(*) AS n FROM traces WHERE run_id = {} AND cache_hit = 0",
+            second["run_id"]
+        ),
+    );
     assert_eq!(misses[0]["n"], 0);
     assert!(second["cache_hits"].as_i64().unwrap() > 0);
     // Version registered once (content-addressed), with lineage to the run.
-    let versions = q(&db, "SELECT version, run_id, parent_id FROM program_versions ORDER BY id");
-    assert!(versions.iter().any(|v| v["run_id"] == first["run_id"] || v["run_id"].is_null()));
+    let versions = q(
+        &db,
+        "SELECT version, run_id, parent_id FROM program_versions ORDER BY id",
+    );
+    assert!(versions
+        .iter()
+        .any(|v| v["run_id"] == first["run_id"] || v["run_id"].is_null()));
 }
 
 #[test]
 fn eval_stores_a_score_for_every_example_and_demos_change_scores() {
-    assert!(model_path().is_some(), "model missing: run `bash scripts/setup.sh`");
+    assert!(
+        model_path().is_some(),
+        "model missing: run `bash scripts/setup.sh`"
+    );
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("t.db");
     let ts = small_trainset(dir.path(), 8);
     cli_ok(&db, &["trainset", "import", &ts, "--name", "small"]);
-    let zero: Value = serde_json::from_str(&cli_ok(&db, &["--json", "eval", "--trainset", "small", "--threads", "4"])).unwrap();
+    let zero: Value = serde_json::from_str(&cli_ok(
+        &db,
+        &["--json", "eval", "--trainset", "small", "--threads", "4"],
+    ))
+    .unwrap();
     assert_eq!(zero["n"], 8);
     let eval_id = zero["evaluation_id"].as_i64().unwrap();
-    let n = q(&db, &format!("SELECT COUNT(*) AS n FROM scores WHERE evaluation_id = {eval_id}"));
+    let n = q(
+        &db,
+        &format!("SELECT COUNT(*) AS n FROM scores WHERE evaluation_id = {eval_id}"),
+    );
     assert_eq!(n[0]["n"], 8);
     // The program with 4 labeled demos (registered as a new version) scores differently.
-    let out = cli_ok(&db, &["--json", "optimize", "--trainset", "small", "--optimizer", "labeled", "--max-labeled-demos", "4", "--train-frac", "0.5", "--val-frac", "0.25", "--threads", "4"]);
+    let out = cli_ok(
+        &db,
+        &[
+            "--json",
+            "optimize",
+            "--trainset",
+            "small",
+            "--optimizer",
+            "labeled",
+            "--max-labeled-demos",
+            "4",
+            "--train-frac",
+            "0.5",
+            "--val-frac",
+            "0.25",
+            "--threads",
+            "4",
+        ],
+    );
     let report: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(report["status"], "succeeded");
     assert_ne!(report["baseline_val"], serde_json::json!(null));
     let predict: Value = serde_json::from_str(&cli_ok(&db, &["--json", "predict", "--input", r#"{"task_description": "Create a Pytest Fixtures skill: an in-depth guide to fixtures, scopes and factories"}"#])).unwrap();
-    for f in ["taxonomy_path", "name", "skill_style", "subdirectories", "keywords", "description"] {
-        assert!(predict["outputs"].get(f).is_some(), "missing {f}: {predict}");
+    for f in [
+        "taxonomy_path",
+        "name",
+        "skill_style",
+        "subdirectories",
+        "keywords",
+        "description",
+    ] {
+        assert!(
+            predict["outputs"].get(f).is_some(),
+            "missing {f}: {predict}"
+        );
     }
     let runs = q(&db, "SELECT kind, status FROM runs ORDER BY id");
     assert_eq!(runs[0]["kind"], "eval");

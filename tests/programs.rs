@@ -56,7 +56,14 @@ fn completion_rendering_snapshot() {
     assert!(text.ends_with(expected_tail), "{text}");
     assert!(text.contains("\nCategories: python, rust, web\n"));
     assert!(text.contains("Skill Style: one of: comprehensive, navigation_hub, minimal\n"));
-    assert_eq!(r.stop, vec!["\n\n".to_string(), "\n---".to_string(), "\nTask Description:".to_string()]);
+    assert_eq!(
+        r.stop,
+        vec![
+            "\n\n".to_string(),
+            "\n---".to_string(),
+            "\nTask Description:".to_string()
+        ]
+    );
     // Stable: the same call renders the same bytes.
     let again = adapter::render(spec.adapter, &spec.predictors[0], &constants(), &input());
     assert_eq!(again, r);
@@ -66,14 +73,27 @@ fn completion_rendering_snapshot() {
 fn chat_rendering_snapshot() {
     let spec = with_demo(AdapterKind::Chat);
     let r = adapter::render(spec.adapter, &spec.predictors[0], &constants(), &input());
-    let Prompt::Chat(m) = &r.prompt else { panic!("chat adapter renders messages") };
+    let Prompt::Chat(m) = &r.prompt else {
+        panic!("chat adapter renders messages")
+    };
     assert_eq!(m.len(), 4);
     assert_eq!(m[0].role, "system");
-    assert!(m[0].content.starts_with("Your input fields are:\n1. `task_description` (str)"), "{}", m[0].content);
-    assert!(m[0].content.contains("[[ ## taxonomy_path ## ]]\n{taxonomy_path}"));
-    assert!(m[0].content.contains("Fixed context `categories`: python, rust, web"));
+    assert!(
+        m[0].content
+            .starts_with("Your input fields are:\n1. `task_description` (str)"),
+        "{}",
+        m[0].content
+    );
+    assert!(m[0]
+        .content
+        .contains("[[ ## taxonomy_path ## ]]\n{taxonomy_path}"));
+    assert!(m[0]
+        .content
+        .contains("Fixed context `categories`: python, rust, web"));
     assert_eq!(m[1].content, "[[ ## task_description ## ]]\nCreate a Serde Derive skill: derive macros for serialization\n\nRespond with the corresponding output fields, starting with the field `[[ ## taxonomy_path ## ]]`, then `[[ ## name ## ]]`, then `[[ ## skill_style ## ]]`, then `[[ ## subdirectories ## ]]`, then `[[ ## keywords ## ]]`, then `[[ ## description ## ]]`, and then ending with the marker for `[[ ## completed ## ]]`.");
-    assert!(m[2].content.starts_with("[[ ## taxonomy_path ## ]]\nrust/serde-derive\n\n[[ ## name ## ]]\nserde-derive"));
+    assert!(m[2].content.starts_with(
+        "[[ ## taxonomy_path ## ]]\nrust/serde-derive\n\n[[ ## name ## ]]\nserde-derive"
+    ));
     assert!(m[2].content.ends_with("[[ ## completed ## ]]"));
 }
 
@@ -99,10 +119,19 @@ fn completion_parsing_accepts_good_and_rejects_bad_answers() {
     assert_eq!(out["subdirectories"], json!(["examples"]));
     assert_eq!(out["keywords"], json!(["tokio", "select", "async"]));
     // Lenient literal: case, separators.
-    let out = adapter::parse(AdapterKind::Completion, p, &GOOD.replace("minimal", "Navigation Hub")).unwrap();
+    let out = adapter::parse(
+        AdapterKind::Completion,
+        p,
+        &GOOD.replace("minimal", "Navigation Hub"),
+    )
+    .unwrap();
     assert_eq!(out["skill_style"], "navigation_hub");
     // Wrong literal.
-    match adapter::parse(AdapterKind::Completion, p, &GOOD.replace("minimal", "detailed")) {
+    match adapter::parse(
+        AdapterKind::Completion,
+        p,
+        &GOOD.replace("minimal", "detailed"),
+    ) {
         Err(ParseError::Invalid { field, message }) => {
             assert_eq!(field, "skill_style");
             assert!(message.contains("not one of"), "{message}");
@@ -111,9 +140,16 @@ fn completion_parsing_accepts_good_and_rejects_bad_answers() {
     }
     // Missing field.
     let no_desc = GOOD.split("\nDescription:").next().unwrap();
-    assert_eq!(adapter::parse(AdapterKind::Completion, p, no_desc), Err(ParseError::Missing("description".into())));
+    assert_eq!(
+        adapter::parse(AdapterKind::Completion, p, no_desc),
+        Err(ParseError::Missing("description".into()))
+    );
     // Malformed list item (not in the Literal set).
-    match adapter::parse(AdapterKind::Completion, p, &GOOD.replace("Subdirectories: examples", "Subdirectories: examples, docs")) {
+    match adapter::parse(
+        AdapterKind::Completion,
+        p,
+        &GOOD.replace("Subdirectories: examples", "Subdirectories: examples, docs"),
+    ) {
         Err(ParseError::Invalid { field, .. }) => assert_eq!(field, "subdirectories"),
         other => panic!("{other:?}"),
     }
@@ -126,12 +162,21 @@ fn chat_and_json_parsing() {
     let chat = "[[ ## taxonomy_path ## ]]\nrust/tokio-select\n\n[[ ## name ## ]]\ntokio-select\n\n[[ ## skill_style ## ]]\nminimal\n\n[[ ## subdirectories ## ]]\n[\"examples\"]\n\n[[ ## keywords ## ]]\ntokio, select, async\n\n[[ ## description ## ]]\nUse when racing futures.\n\n[[ ## completed ## ]]";
     let out = adapter::parse(AdapterKind::Chat, p, chat).unwrap();
     assert_eq!(out["subdirectories"], json!(["examples"]));
-    assert_eq!(adapter::parse(AdapterKind::Chat, p, "[[ ## name ## ]]\nx"), Err(ParseError::Missing("taxonomy_path".into())));
+    assert_eq!(
+        adapter::parse(AdapterKind::Chat, p, "[[ ## name ## ]]\nx"),
+        Err(ParseError::Missing("taxonomy_path".into()))
+    );
     let js = r#"Sure: {"taxonomy_path": "rust/tokio-select", "name": "tokio-select", "skill_style": "minimal", "subdirectories": [], "keywords": ["a","b","c"], "description": "Use when x."}"#;
     let out = adapter::parse(AdapterKind::Json, p, js).unwrap();
     assert_eq!(out["subdirectories"], json!([]));
-    assert!(matches!(adapter::parse(AdapterKind::Json, p, "no json here"), Err(ParseError::NoJson(_))));
-    assert!(matches!(adapter::parse(AdapterKind::Json, p, r#"{"taxonomy_path": "x"#), Err(ParseError::NoJson(_))));
+    assert!(matches!(
+        adapter::parse(AdapterKind::Json, p, "no json here"),
+        Err(ParseError::NoJson(_))
+    ));
+    assert!(matches!(
+        adapter::parse(AdapterKind::Json, p, r#"{"taxonomy_path": "x"#),
+        Err(ParseError::NoJson(_))
+    ));
 }
 
 fn gold() -> Map<String, Value> {
@@ -179,7 +224,15 @@ async fn metrics_match_hand_computed_values() {
     let r = 3.0 / 16.0;
     assert!((score("token_f1:description", &g, &p).await - 2.0 * r / (1.0 + r)).abs() < 1e-9);
     assert_eq!(score("exact_match:name", &g, &g).await, 1.0);
-    assert_eq!(score("literal_match:skill_style", &g, &obj(json!({"skill_style": "Minimal"}))).await, 1.0);
+    assert_eq!(
+        score(
+            "literal_match:skill_style",
+            &g,
+            &obj(json!({"skill_style": "Minimal"}))
+        )
+        .await,
+        1.0
+    );
     assert_eq!(score("regex:name:^[a-z]+(-[a-z]+)*$", &g, &g).await, 1.0);
     assert_eq!(score("length:description:15:35", &g, &g).await, 1.0);
     assert_eq!(score("length:description:15:35", &g, &p).await, 3.0 / 15.0);
@@ -194,7 +247,10 @@ async fn metrics_match_hand_computed_values() {
     assert!((score("skill_comprehensive", &g, &p).await - 0.88).abs() < 1e-9);
     let m = metrics::resolve("skill_comprehensive", &Default::default(), None).unwrap();
     let fb = m.score(&g, &p).await.feedback;
-    assert!(fb.contains("taxonomy_accuracy (0.70)") && fb.contains("should be `rust/tokio-select`"), "{fb}");
+    assert!(
+        fb.contains("taxonomy_accuracy (0.70)") && fb.contains("should be `rust/tokio-select`"),
+        "{fb}"
+    );
     assert!(metrics::resolve("nonsense", &Default::default(), None).is_err());
 }
 
@@ -202,11 +258,18 @@ async fn metrics_match_hand_computed_values() {
 async fn command_metric_reads_score_and_feedback() {
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("m.sh");
-    std::fs::write(&script, "#!/bin/sh\ncat > /dev/null\necho '{\"score\": 0.25, \"feedback\": \"quarter\"}'\n").unwrap();
-    let m = metrics::CommandMetric::new("cmd", vec!["sh".into(), script.display().to_string()]).unwrap();
+    std::fs::write(
+        &script,
+        "#!/bin/sh\ncat > /dev/null\necho '{\"score\": 0.25, \"feedback\": \"quarter\"}'\n",
+    )
+    .unwrap();
+    let m = metrics::CommandMetric::new("cmd", vec!["sh".into(), script.display().to_string()])
+        .unwrap();
     let r = m.score(&gold(), &gold()).await;
     assert_eq!((r.score, r.feedback.as_str()), (0.25, "quarter"));
-    let bad = metrics::CommandMetric::new("bad", vec!["sh".into(), "-c".into(), "echo nope".into()]).unwrap();
+    let bad =
+        metrics::CommandMetric::new("bad", vec!["sh".into(), "-c".into(), "echo nope".into()])
+            .unwrap();
     let r = bad.score(&gold(), &gold()).await;
     assert_eq!(r.score, 0.0);
     assert!(r.feedback.contains("not JSON"), "{}", r.feedback);
@@ -219,13 +282,20 @@ fn dspy_json_round_trips_to_the_same_content_hash() {
     let exported = export_dspy_json(&spec);
     // DSPy's layout: predictor key with signature fields and demos.
     let pred = &exported["understand.predict"];
-    assert_eq!(pred["signature"]["instructions"], json!(spec.predictors[0].signature.instructions));
+    assert_eq!(
+        pred["signature"]["instructions"],
+        json!(spec.predictors[0].signature.instructions)
+    );
     assert_eq!(pred["demos"][0]["name"], "serde-derive");
     let text = serde_json::to_string_pretty(&exported).unwrap();
     let imported = import_dspy_json("x.json", &text).unwrap();
     assert_eq!(imported, spec);
     assert_eq!(imported.content_hash(), spec.content_hash());
-    let again = import_dspy_json("y.json", &serde_json::to_string(&export_dspy_json(&imported)).unwrap()).unwrap();
+    let again = import_dspy_json(
+        "y.json",
+        &serde_json::to_string(&export_dspy_json(&imported)).unwrap(),
+    )
+    .unwrap();
     assert_eq!(again.content_hash(), spec.content_hash());
 }
 
@@ -242,7 +312,10 @@ fn plain_dspy_json_imports() {
     assert_eq!(p.demos[0]["answer"], "4");
     assert!(!p.demos[0].contains_key("augmented"));
     let err = import_dspy_json("bad.json", "{\"x\": 1}").unwrap_err();
-    assert!(err.to_string().contains("bad.json") && err.to_string().contains("no predictors"), "{err}");
+    assert!(
+        err.to_string().contains("bad.json") && err.to_string().contains("no predictors"),
+        "{err}"
+    );
 }
 
 /// A scripted language model for unit-level program tests.
@@ -262,12 +335,19 @@ impl LanguageModel for Scripted {
     async fn generate(&self, request: &LmRequest) -> Result<LmResponse, LmError> {
         self.seen.lock().unwrap().push(request.clone());
         let a = self.answers.lock().unwrap().remove(0);
-        Ok(LmResponse { choices: vec![a], prompt_tokens: 10, completion_tokens: 5 })
+        Ok(LmResponse {
+            choices: vec![a],
+            prompt_tokens: 10,
+            completion_tokens: 5,
+        })
     }
 }
 
 fn client(answers: &[&str]) -> (Arc<Scripted>, LmClient) {
-    let s = Arc::new(Scripted { answers: Mutex::new(answers.iter().map(|a| a.to_string()).collect()), seen: Mutex::new(vec![]) });
+    let s = Arc::new(Scripted {
+        answers: Mutex::new(answers.iter().map(|a| a.to_string()).collect()),
+        seen: Mutex::new(vec![]),
+    });
     (s.clone(), LmClient::new("task", s, RetryConfig::default()))
 }
 
@@ -277,22 +357,35 @@ async fn validation_failures_are_retried_then_fall_back() {
     spec.validation_retries = 1;
     // First answer has a bad literal, the retry is good.
     let (s, lm) = client(&[&GOOD.replace("minimal", "huge"), GOOD]);
-    let pred = run_program(&spec, &constants(), &lm, &input(), &CallContext::default()).await.unwrap();
+    let pred = run_program(&spec, &constants(), &lm, &input(), &CallContext::default())
+        .await
+        .unwrap();
     assert_eq!(pred.outputs["name"], "tokio-select");
     assert_eq!(pred.traces[0].failures.len(), 1);
     let seen = s.seen.lock().unwrap();
-    assert_eq!(seen[1].rollout_id.as_deref(), Some("validation-retry-1"), "a retry must not hit the cache");
+    assert_eq!(
+        seen[1].rollout_id.as_deref(),
+        Some("validation-retry-1"),
+        "a retry must not hit the cache"
+    );
     drop(seen);
     // Both answers bad: the configured fallback is used and marked.
     let (_, lm) = client(&["garbage", "more garbage"]);
-    let pred = run_program(&spec, &constants(), &lm, &input(), &CallContext::default()).await.unwrap();
+    let pred = run_program(&spec, &constants(), &lm, &input(), &CallContext::default())
+        .await
+        .unwrap();
     assert!(pred.traces[0].used_fallback);
     assert_eq!(pred.outputs["name"], "unknown-skill");
     // Without a fallback the error names the predictor and the field.
     spec.predictors[0].fallback = None;
     let (_, lm) = client(&["garbage", "more garbage"]);
-    let err = run_program(&spec, &constants(), &lm, &input(), &CallContext::default()).await.unwrap_err();
-    assert!(err.to_string().contains("understand") && err.to_string().contains("missing output field"), "{err}");
+    let err = run_program(&spec, &constants(), &lm, &input(), &CallContext::default())
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("understand") && err.to_string().contains("missing output field"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -314,19 +407,32 @@ predictors:
     let spec = ProgramSpec::from_yaml("inline", yaml).unwrap();
     assert_eq!(spec.input_fields(), vec!["text"]);
     let (s, lm) = client(&[" b", " because\nWhy: it is b"]);
-    let pred = run_program(&spec, &Map::new(), &lm, &obj(json!({"text": "hello"})), &CallContext::default()).await.unwrap();
+    let pred = run_program(
+        &spec,
+        &Map::new(),
+        &lm,
+        &obj(json!({"text": "hello"})),
+        &CallContext::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(pred.outputs["category"], "b");
     assert_eq!(pred.outputs["why"], "it is b");
     assert!(!pred.outputs.contains_key("reasoning"));
     let seen = s.seen.lock().unwrap();
-    let Prompt::Text(second) = &seen[1].prompt else { panic!() };
+    let Prompt::Text(second) = &seen[1].prompt else {
+        panic!()
+    };
     assert!(second.contains("Category: b\nReasoning:"), "{second}");
 }
 
 #[test]
 fn spec_errors_name_the_file() {
     let err = ProgramSpec::from_yaml("bad.yaml", "name: x\npredictors: []\n").unwrap_err();
-    assert!(err.to_string().contains("bad.yaml") && err.to_string().contains("predictors"), "{err}");
+    assert!(
+        err.to_string().contains("bad.yaml") && err.to_string().contains("predictors"),
+        "{err}"
+    );
     let err = ProgramSpec::from_yaml("t.yaml", "name: x\npredictors:\n  - name: p\n    signature:\n      inputs: [{name: a, type: dict}]\n      outputs: [{name: b}]\n").unwrap_err();
     assert!(err.to_string().contains("dict"), "{err}");
 }

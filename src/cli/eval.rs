@@ -3,10 +3,10 @@
 use super::{output, App};
 use crate::data::Part;
 use crate::eval::{run_eval, EnsembleRequest, EvalRequest};
-use crate::program::ensemble::{infer, Member, Strategy};
 use crate::lm::budget::Budget;
 use crate::lm::client::{CallContext, LmOptions, Lms};
 use crate::metrics;
+use crate::program::ensemble::{infer, Member, Strategy};
 use crate::program::{load_program, ProgramRef};
 use anyhow::{anyhow, Context, Result};
 use clap::{Args, Subcommand};
@@ -265,8 +265,14 @@ pub async fn predict(app: &App, a: PredictArgs) -> Result<ExitCode> {
                 "[chose run {} of {}{}{}]",
                 chosen.index + 1,
                 chosen.runs,
-                chosen.agreement.map(|a| format!(", agreement {a:.2}")).unwrap_or_default(),
-                chosen.reward.map(|r| format!(", reward {r:.2}")).unwrap_or_default()
+                chosen
+                    .agreement
+                    .map(|a| format!(", agreement {a:.2}"))
+                    .unwrap_or_default(),
+                chosen
+                    .reward
+                    .map(|r| format!(", reward {r:.2}"))
+                    .unwrap_or_default()
             );
         }
         for (k, v) in &pred.outputs {

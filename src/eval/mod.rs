@@ -104,11 +104,22 @@ impl Evaluator {
         let mut ctx = self.context.clone();
         ctx.example_id = Some(ex.example_id);
         let outcome = match &self.strategy {
-            Strategy::Single => run_program(&self.spec, &self.constants, &self.lm, &ex.inputs, &ctx).await.map_err(|e| e.to_string()),
+            Strategy::Single => {
+                run_program(&self.spec, &self.constants, &self.lm, &ex.inputs, &ctx)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
             strategy => {
-                let mut members = vec![Member { spec: self.spec.clone(), constants: self.constants.clone(), lm: self.lm.clone() }];
+                let mut members = vec![Member {
+                    spec: self.spec.clone(),
+                    constants: self.constants.clone(),
+                    lm: self.lm.clone(),
+                }];
                 members.extend(self.others.iter().cloned());
-                infer(&members, strategy, &ex.inputs, &ctx).await.map(|c| c.prediction).map_err(|e| e.to_string())
+                infer(&members, strategy, &ex.inputs, &ctx)
+                    .await
+                    .map(|c| c.prediction)
+                    .map_err(|e| e.to_string())
             }
         };
         match outcome {

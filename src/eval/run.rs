@@ -51,25 +51,58 @@ pub struct EnsembleRequest {
 
 impl EnsembleRequest {
     /// Builds the strategy and extra members.
-    pub fn build(&self, config: &Config, lms: &Arc<Lms>, store: &mut Store, program: &str, constants: &Arc<serde_json::Map<String, serde_json::Value>>) -> Result<(Strategy, Vec<Member>)> {
+    pub fn build(
+        &self,
+        config: &Config,
+        lms: &Arc<Lms>,
+        store: &mut Store,
+        program: &str,
+        constants: &Arc<serde_json::Map<String, serde_json::Value>>,
+    ) -> Result<(Strategy, Vec<Member>)> {
         let reward = |name: &Option<String>| -> Result<Arc<dyn crate::metrics::Metric>> {
-            crate::metrics::resolve(name.as_deref().unwrap_or("metadata_quality"), &config.metrics, Some(lms))
+            crate::metrics::resolve(
+                name.as_deref().unwrap_or("metadata_quality"),
+                &config.metrics,
+                Some(lms),
+            )
         };
-        let lm = lms.role("task").map_err(|e| Error::Invalid(e.to_string()))?;
+        let lm = lms
+            .role("task")
+            .map_err(|e| Error::Invalid(e.to_string()))?;
         let mut others = Vec::new();
         for v in &self.versions {
             let row = store.find_version(program, Some(*v))?;
             let spec: crate::program::ProgramSpec = serde_json::from_str(&row.spec_json)?;
-            others.push(Member { spec: Arc::new(spec), constants: constants.clone(), lm: lm.clone() });
+            others.push(Member {
+                spec: Arc::new(spec),
+                constants: constants.clone(),
+                lm: lm.clone(),
+            });
         }
         let strategy = if let Some(n) = self.best_of {
-            Strategy::BestOfN { n, temperature: self.temperature, reward: reward(&self.reward)?, threshold: self.threshold }
+            Strategy::BestOfN {
+                n,
+                temperature: self.temperature,
+                reward: reward(&self.reward)?,
+                threshold: self.threshold,
+            }
         } else if let Some(n) = self.vote {
-            let field = self.vote_field.clone().ok_or_else(|| Error::Invalid("--vote needs --vote-field FIELD".into()))?;
-            Strategy::MajorityVote { n, temperature: self.temperature, field, min_agreement: self.min_agreement }
+            let field = self
+                .vote_field
+                .clone()
+                .ok_or_else(|| Error::Invalid("--vote needs --vote-field FIELD".into()))?;
+            Strategy::MajorityVote {
+                n,
+                temperature: self.temperature,
+                field,
+                min_agreement: self.min_agreement,
+            }
         } else if !others.is_empty() {
             Strategy::Ensemble(match (&self.vote_field, &self.reward) {
-                (Some(f), _) => Selector::Majority { field: f.clone(), min_agreement: self.min_agreement },
+                (Some(f), _) => Selector::Majority {
+                    field: f.clone(),
+                    min_agreement: self.min_agreement,
+                },
                 (None, Some(_)) => Selector::Best(reward(&self.reward)?),
                 (None, None) => Selector::FirstValid,
             })

@@ -39,7 +39,9 @@ impl CommandMetric {
             // A command that does not read its input closes the pipe early;
             // that is its choice, not a failure.
             match stdin.write_all(input.as_bytes()) {
-                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(format!("writing stdin: {e}")),
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    return Err(format!("writing stdin: {e}"))
+                }
                 _ => {}
             }
         }

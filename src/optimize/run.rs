@@ -234,7 +234,9 @@ pub async fn run_optimization(
     // A resumed run keeps its split; a new one uses the trainset's newest split
     // (so runs with different optimizer seeds compare on the same examples),
     // or makes a seeded one when there is none (`trainset split` makes others).
-    let resumed_split = resume.and_then(|id| store.run(id).ok()).and_then(|r| r.split_id);
+    let resumed_split = resume
+        .and_then(|id| store.run(id).ok())
+        .and_then(|r| r.split_id);
     let split = match (resumed_split, store.latest_split(trainset.id)?) {
         (Some(id), _) => store.split(id)?,
         (None, Some(s)) => s,

@@ -161,7 +161,10 @@ fn render_completion(
     if let Some(f) = sig.inputs.iter().find(|f| !is_constant(constants, f)) {
         stop.push(format!("\n{}:", f.label()));
     }
-    Rendered { prompt: Prompt::Text(s), stop }
+    Rendered {
+        prompt: Prompt::Text(s),
+        stop,
+    }
 }
 
 fn parse_completion(p: &PredictorSpec, answer: &str) -> Result<Map<String, Value>, ParseError> {

@@ -23,10 +23,20 @@ pub enum Strategy {
     Single,
     /// `n` samples at `temperature`; the highest `reward` wins, stopping early
     /// once a sample reaches `threshold`.
-    BestOfN { n: usize, temperature: f32, reward: Arc<dyn Metric>, threshold: Option<f64> },
+    BestOfN {
+        n: usize,
+        temperature: f32,
+        reward: Arc<dyn Metric>,
+        threshold: Option<f64>,
+    },
     /// `n` samples; the most common normalised value of `field` wins when at
     /// least `min_agreement` of the valid samples agree.
-    MajorityVote { n: usize, temperature: f32, field: String, min_agreement: f64 },
+    MajorityVote {
+        n: usize,
+        temperature: f32,
+        field: String,
+        min_agreement: f64,
+    },
     /// Every member once; a selector picks the answer.
     Ensemble(Selector),
 }
@@ -64,13 +74,22 @@ pub enum EnsembleError {
     #[error("no ensemble members")]
     Empty,
     #[error("agreement {agreement:.2} on `{field}` is below the minimum {min:.2}")]
-    NoAgreement { field: String, agreement: f64, min: f64 },
+    NoAgreement {
+        field: String,
+        agreement: f64,
+        min: f64,
+    },
 }
 
 /// Normalised text of a field for voting (case, whitespace, list order).
 pub fn vote_key(v: Option<&Value>) -> String {
     match v {
-        Some(Value::String(s)) => s.trim().to_lowercase().split_whitespace().collect::<Vec<_>>().join(" "),
+        Some(Value::String(s)) => s
+            .trim()
+            .to_lowercase()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" "),
         Some(Value::Array(items)) => {
             let mut keys: Vec<String> = items.iter().map(|i| vote_key(Some(i))).collect();
             keys.sort();
@@ -92,37 +111,90 @@ pub fn majority(preds: &[(usize, Prediction)], field: &str) -> Option<(usize, f6
         }
     }
     // Ties go to the value seen first (deterministic).
-    let best = counts.iter().fold(None::<&(String, usize, usize)>, |acc, c| match acc {
-        Some(a) if a.1 >= c.1 => Some(a),
-        _ => Some(c),
-    })?;
+    let best = counts
+        .iter()
+        .fold(None::<&(String, usize, usize)>, |acc, c| match acc {
+            Some(a) if a.1 >= c.1 => Some(a),
+            _ => Some(c),
+        })?;
     Some((best.2, best.1 as f64 / preds.len().max(1) as f64))
 }
 
-async fn sample(m: &Member, inputs: &Map<String, Value>, ctx: &CallContext, temperature: Option<f32>, rollout: String) -> Result<Prediction, RunError> {
-    let options = RunOptions { temperature, rollout: Some(rollout) };
+async fn sample(
+    m: &Member,
+    inputs: &Map<String, Value>,
+    ctx: &CallContext,
+    temperature: Option<f32>,
+    rollout: String,
+) -> Result<Prediction, RunError> {
+    let options = RunOptions {
+        temperature,
+        rollout: Some(rollout),
+    };
     run_program_with(&m.spec, &m.constants, &m.lm, inputs, ctx, &options).await
 }
 
 /// Runs `inputs` through `members` with `strategy`.
-pub async fn infer(members: &[Member], strategy: &Strategy, inputs: &Map<String, Value>, ctx: &CallContext) -> Result<Chosen, EnsembleError> {
+pub async fn infer(
+    members: &[Member],
+    strategy: &Strategy,
+    inputs: &Map<String, Value>,
+    ctx: &CallContext,
+) -> Result<Chosen, EnsembleError> {
     let first = members.first().ok_or(EnsembleError::Empty)?;
     match strategy {
         Strategy::Single => {
             let options = RunOptions::default();
-            let p = run_program_with(&first.spec, &first.constants, &first.lm, inputs, ctx, &options).await.map_err(EnsembleError::AllFailed)?;
-            Ok(Chosen { prediction: p, index: 0, runs: 1, agreement: None, reward: None })
+            let p = run_program_with(
+                &first.spec,
+                &first.constants,
+                &first.lm,
+                inputs,
+                ctx,
+                &options,
+            )
+            .await
+            .map_err(EnsembleError::AllFailed)?;
+            Ok(Chosen {
+                prediction: p,
+                index: 0,
+                runs: 1,
+                agreement: None,
+                reward: None,
+            })
         }
-        Strategy::BestOfN { n, temperature, reward, threshold } => {
+        Strategy::BestOfN {
+            n,
+            temperature,
+            reward,
+            threshold,
+        } => {
             let mut best: Option<Chosen> = None;
             let mut last_err = None;
             let empty = Map::new();
             for i in 0..(*n).max(1) {
-                match sample(first, inputs, ctx, Some(*temperature), format!("best-of-{i}")).await {
+                match sample(
+                    first,
+                    inputs,
+                    ctx,
+                    Some(*temperature),
+                    format!("best-of-{i}"),
+                )
+                .await
+                {
                     Ok(p) => {
                         let r = reward.score(&empty, &p.outputs).await.score;
-                        if best.as_ref().is_none_or(|b| r > b.reward.unwrap_or(f64::MIN)) {
-                            best = Some(Chosen { prediction: p, index: i, runs: i + 1, agreement: None, reward: Some(r) });
+                        if best
+                            .as_ref()
+                            .is_none_or(|b| r > b.reward.unwrap_or(f64::MIN))
+                        {
+                            best = Some(Chosen {
+                                prediction: p,
+                                index: i,
+                                runs: i + 1,
+                                agreement: None,
+                                reward: Some(r),
+                            });
                         }
                         if threshold.is_some_and(|t| r >= t) {
                             break;
@@ -137,10 +209,20 @@ pub async fn infer(members: &[Member], strategy: &Strategy, inputs: &Map<String,
                     b.runs = runs.max(b.index + 1);
                     Ok(b)
                 }
-                None => Err(EnsembleError::AllFailed(last_err.unwrap_or_else(|| RunError::Lm { predictor: "?".into(), error: crate::lm::LmError::Provider("no samples".into()) }))),
+                None => Err(EnsembleError::AllFailed(last_err.unwrap_or_else(|| {
+                    RunError::Lm {
+                        predictor: "?".into(),
+                        error: crate::lm::LmError::Provider("no samples".into()),
+                    }
+                }))),
             }
         }
-        Strategy::MajorityVote { n, temperature, field, min_agreement } => {
+        Strategy::MajorityVote {
+            n,
+            temperature,
+            field,
+            min_agreement,
+        } => {
             let mut preds = Vec::new();
             let mut last_err = None;
             for i in 0..(*n).max(1) {
@@ -158,8 +240,16 @@ pub async fn infer(members: &[Member], strategy: &Strategy, inputs: &Map<String,
                 let options = RunOptions::default();
                 match run_program_with(&m.spec, &m.constants, &m.lm, inputs, ctx, &options).await {
                     Ok(p) => {
-                        if matches!(selector, Selector::FirstValid) && !p.traces.iter().any(|t| t.used_fallback) {
-                            return Ok(Chosen { prediction: p, index: i, runs: i + 1, agreement: None, reward: None });
+                        if matches!(selector, Selector::FirstValid)
+                            && !p.traces.iter().any(|t| t.used_fallback)
+                        {
+                            return Ok(Chosen {
+                                prediction: p,
+                                index: i,
+                                runs: i + 1,
+                                agreement: None,
+                                reward: None,
+                            });
                         }
                         preds.push((i, p));
                     }
@@ -167,37 +257,90 @@ pub async fn infer(members: &[Member], strategy: &Strategy, inputs: &Map<String,
                 }
             }
             match selector {
-                Selector::Majority { field, min_agreement } => choose_majority(preds, field, *min_agreement, members.len(), last_err),
+                Selector::Majority {
+                    field,
+                    min_agreement,
+                } => choose_majority(preds, field, *min_agreement, members.len(), last_err),
                 Selector::Best(reward) => {
                     let empty = Map::new();
                     let mut best: Option<Chosen> = None;
                     for (i, p) in preds {
                         let r = reward.score(&empty, &p.outputs).await.score;
-                        if best.as_ref().is_none_or(|b| r > b.reward.unwrap_or(f64::MIN)) {
-                            best = Some(Chosen { prediction: p, index: i, runs: members.len(), agreement: None, reward: Some(r) });
+                        if best
+                            .as_ref()
+                            .is_none_or(|b| r > b.reward.unwrap_or(f64::MIN))
+                        {
+                            best = Some(Chosen {
+                                prediction: p,
+                                index: i,
+                                runs: members.len(),
+                                agreement: None,
+                                reward: Some(r),
+                            });
                         }
                     }
-                    best.ok_or_else(|| EnsembleError::AllFailed(last_err.unwrap_or_else(|| RunError::Lm { predictor: "?".into(), error: crate::lm::LmError::Provider("no members".into()) })))
+                    best.ok_or_else(|| {
+                        EnsembleError::AllFailed(last_err.unwrap_or_else(|| RunError::Lm {
+                            predictor: "?".into(),
+                            error: crate::lm::LmError::Provider("no members".into()),
+                        }))
+                    })
                 }
                 Selector::FirstValid => preds
                     .into_iter()
                     .next()
-                    .map(|(i, p)| Chosen { prediction: p, index: i, runs: members.len(), agreement: None, reward: None })
-                    .ok_or_else(|| EnsembleError::AllFailed(last_err.unwrap_or_else(|| RunError::Lm { predictor: "?".into(), error: crate::lm::LmError::Provider("no members".into()) }))),
+                    .map(|(i, p)| Chosen {
+                        prediction: p,
+                        index: i,
+                        runs: members.len(),
+                        agreement: None,
+                        reward: None,
+                    })
+                    .ok_or_else(|| {
+                        EnsembleError::AllFailed(last_err.unwrap_or_else(|| RunError::Lm {
+                            predictor: "?".into(),
+                            error: crate::lm::LmError::Provider("no members".into()),
+                        }))
+                    }),
             }
         }
     }
 }
 
-fn choose_majority(preds: Vec<(usize, Prediction)>, field: &str, min: f64, runs: usize, last_err: Option<RunError>) -> Result<Chosen, EnsembleError> {
+fn choose_majority(
+    preds: Vec<(usize, Prediction)>,
+    field: &str,
+    min: f64,
+    runs: usize,
+    last_err: Option<RunError>,
+) -> Result<Chosen, EnsembleError> {
     let Some((winner, agreement)) = majority(&preds, field) else {
-        return Err(EnsembleError::AllFailed(last_err.unwrap_or_else(|| RunError::Lm { predictor: "?".into(), error: crate::lm::LmError::Provider("no samples".into()) })));
+        return Err(EnsembleError::AllFailed(last_err.unwrap_or_else(|| {
+            RunError::Lm {
+                predictor: "?".into(),
+                error: crate::lm::LmError::Provider("no samples".into()),
+            }
+        })));
     };
     if agreement < min {
-        return Err(EnsembleError::NoAgreement { field: field.to_string(), agreement, min });
+        return Err(EnsembleError::NoAgreement {
+            field: field.to_string(),
+            agreement,
+            min,
+        });
     }
-    let prediction = preds.into_iter().find(|(i, _)| *i == winner).map(|(_, p)| p).ok_or(EnsembleError::Empty)?;
-    Ok(Chosen { prediction, index: winner, runs, agreement: Some(agreement), reward: None })
+    let prediction = preds
+        .into_iter()
+        .find(|(i, _)| *i == winner)
+        .map(|(_, p)| p)
+        .ok_or(EnsembleError::Empty)?;
+    Ok(Chosen {
+        prediction,
+        index: winner,
+        runs,
+        agreement: Some(agreement),
+        reward: None,
+    })
 }
 
 #[cfg(test)]
@@ -206,15 +349,31 @@ mod tests {
     use serde_json::json;
 
     fn pred(style: &str) -> Prediction {
-        Prediction { outputs: json!({"skill_style": style}).as_object().cloned().unwrap_or_default(), traces: vec![], lm_calls: 1, cache_hits: 0 }
+        Prediction {
+            outputs: json!({"skill_style": style})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+            traces: vec![],
+            lm_calls: 1,
+            cache_hits: 0,
+        }
     }
 
     #[test]
     fn majority_normalises_and_reports_agreement() {
-        let preds = vec![(0, pred("Minimal")), (1, pred("comprehensive")), (2, pred(" minimal ")), (3, pred("minimal"))];
+        let preds = vec![
+            (0, pred("Minimal")),
+            (1, pred("comprehensive")),
+            (2, pred(" minimal ")),
+            (3, pred("minimal")),
+        ];
         assert_eq!(majority(&preds, "skill_style"), Some((0, 0.75)));
         let tie = vec![(0, pred("a")), (1, pred("b"))];
         assert_eq!(majority(&tie, "skill_style"), Some((0, 0.5)));
-        assert_eq!(vote_key(Some(&json!(["B", "a"]))), vote_key(Some(&json!(["a", "b"]))));
+        assert_eq!(
+            vote_key(Some(&json!(["B", "a"]))),
+            vote_key(Some(&json!(["a", "b"])))
+        );
     }
 }

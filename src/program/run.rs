@@ -120,7 +120,14 @@ pub async fn run_program_with(
             if attempt > 0 {
                 // A deterministic re-ask would return the same (cached) answer:
                 // re-sample with a distinct rollout id and some temperature.
-                req.rollout_id = Some(format!("{}validation-retry-{attempt}", options.rollout.as_deref().map(|r| format!("{r}/")).unwrap_or_default()));
+                req.rollout_id = Some(format!(
+                    "{}validation-retry-{attempt}",
+                    options
+                        .rollout
+                        .as_deref()
+                        .map(|r| format!("{r}/"))
+                        .unwrap_or_default()
+                ));
                 req.params.temperature = req.params.temperature.max(0.7);
                 req.params.seed = Some(attempt as u64);
             }

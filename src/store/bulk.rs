@@ -190,7 +190,9 @@ mod tests {
             .unwrap();
         assert_eq!(best, ids[1]);
         // A failing row rolls the whole batch back.
-        assert!(s.insert_candidates_bulk(run, &[cand("c"), cand("a")]).is_err());
+        assert!(s
+            .insert_candidates_bulk(run, &[cand("c"), cand("a")])
+            .is_err());
         assert_eq!(s.candidates(run).unwrap().len(), 2);
     }
 }

@@ -113,6 +113,16 @@ fn run_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
 const EVAL_COLS: &str =
     "id, run_id, candidate_id, version_id, split, kind, metric, n, mean_score, status";
 
+fn score_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ScoreRow> {
+    Ok(ScoreRow {
+        example_id: r.get(0)?,
+        score: r.get(1)?,
+        feedback: r.get(2)?,
+        prediction_json: r.get(3)?,
+        error: r.get(4)?,
+    })
+}
+
 fn eval_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EvaluationRow> {
     Ok(EvaluationRow {
         id: r.get(0)?,
@@ -255,30 +265,6 @@ impl Store {
         Ok(rows)
     }
 
-    /// Finds the evaluation of a candidate (or version) on a split and kind, for resume.
-    #[allow(clippy::too_many_arguments)]
-    pub fn find_evaluation(
-        &self,
-        run_id: i64,
-        candidate_id: Option<i64>,
-        version_id: Option<i64>,
-        split: &str,
-        kind: &str,
-        metric: &str,
-    ) -> Result<Option<EvaluationRow>> {
-        Ok(self
-            .conn
-            .query_row(
-                &format!(
-                    "SELECT {EVAL_COLS} FROM evaluations WHERE run_id = ?1 AND candidate_id IS ?2 AND version_id IS ?3 \
-                     AND split = ?4 AND kind = ?5 AND metric = ?6 ORDER BY id DESC LIMIT 1"
-                ),
-                params![run_id, candidate_id, version_id, split, kind, metric],
-                eval_from_row,
-            )
-            .optional()?)
-    }
-
     /// Starts an evaluation.
     #[allow(clippy::too_many_arguments)]
     pub fn create_evaluation(
@@ -324,15 +310,7 @@ impl Store {
             "SELECT example_id, score, feedback, prediction_json, error FROM scores WHERE evaluation_id = ?1 ORDER BY example_id",
         )?;
         let rows = stmt
-            .query_map([evaluation_id], |r| {
-                Ok(ScoreRow {
-                    example_id: r.get(0)?,
-                    score: r.get(1)?,
-                    feedback: r.get(2)?,
-                    prediction_json: r.get(3)?,
-                    error: r.get(4)?,
-                })
-            })?
+            .query_map([evaluation_id], score_from_row)?
             .collect::<rusqlite::Result<_>>()?;
         Ok(rows)
     }
@@ -369,15 +347,7 @@ impl Store {
             "SELECT s.example_id, s.score, s.feedback, s.prediction_json, s.error FROM scores s \
              JOIN evaluations e ON e.id = s.evaluation_id WHERE e.candidate_id = ?1 AND e.metric = ?2 ORDER BY e.id",
         )?;
-        let rows = stmt.query_map(params![candidate_id, metric], |r| {
-            Ok(ScoreRow {
-                example_id: r.get(0)?,
-                score: r.get(1)?,
-                feedback: r.get(2)?,
-                prediction_json: r.get(3)?,
-                error: r.get(4)?,
-            })
-        })?;
+        let rows = stmt.query_map(params![candidate_id, metric], score_from_row)?;
         let mut out = HashMap::new();
         for row in rows {
             let row = row?;
