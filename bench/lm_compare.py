@@ -13,7 +13,7 @@ result. The idle share measured just before each trial is recorded.
 
 Writes bench/out/lm_local.json (ours) and bench/out/lm_server.json (server).
 
-Usage: python bench/lm_compare.py [--trials 3] [--threads 2] [--max-wait 240]
+Usage: python bench/lm_compare.py [--trials 3] [--threads 2] [--max-wait 60]
 """
 
 import argparse
@@ -89,13 +89,13 @@ def main():
         return
     ap = argparse.ArgumentParser()
     ap.add_argument("--out-dir", default=os.path.join(ROOT, "bench/out"))
-    ap.add_argument("--example", default=os.path.join(ROOT, "target/debug/examples/lm_local"))
+    ap.add_argument("--example", default=os.path.join(ROOT, "bench/out/bin/lm_local"))
     ap.add_argument("--server", default=os.path.join(ROOT, "bench/out/llama-server/bin/llama-server"))
     ap.add_argument("--model", default=os.path.join(ROOT, "models/gemma-3-270m-q4_k_m.gguf"))
     ap.add_argument("--trials", type=int, default=3)
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 2)
-    ap.add_argument("--max-wait", type=float, default=240, help="seconds to wait for an idle machine per trial")
+    ap.add_argument("--max-wait", type=float, default=60, help="seconds to wait for an idle machine per trial")
     a = ap.parse_args()
     os.chdir(ROOT)
     prompts_file = os.path.join(a.out_dir, "lm_prompts.json")

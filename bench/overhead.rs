@@ -191,6 +191,7 @@ fn main() {
         let mut to_value_us = Vec::with_capacity(n);
         let mut canon_us = Vec::with_capacity(n);
         let mut sha_us = Vec::with_capacity(n);
+        let mut typed_us = Vec::with_capacity(n);
         for _ in 0..n {
             let t = Instant::now();
             std::hint::black_box(skill_fleet::lm::cache::cache_key(
@@ -210,6 +211,12 @@ fn main() {
             let t = Instant::now();
             std::hint::black_box(skill_fleet::util::sha256_hex(canonical.as_bytes()));
             sha_us.push(t.elapsed().as_secs_f64() * 1e6);
+            // What a key straight from the typed request would cost: its serde
+            // field order is fixed, so no JSON tree, sorting or copy is needed.
+            let t = Instant::now();
+            let bytes = serde_json::to_vec(&("stub", "stub-model", &req)).unwrap();
+            std::hint::black_box(skill_fleet::util::sha256_hex(&bytes));
+            typed_us.push(t.elapsed().as_secs_f64() * 1e6);
         }
 
         // 4. A whole program run on a cached answer.
@@ -353,6 +360,7 @@ fn main() {
             "breakdown_request_to_json_value": stats_us(to_value_us),
             "breakdown_canonical_json": stats_us(canon_us),
             "breakdown_sha256_hex": stats_us(sha_us),
+            "alternative_key_typed_serialize_sha256": stats_us(typed_us),
             "canonical_request_bytes": canonical.len(),
             "run_program_cached": stats_us(prog),
             "evaluate_1000_cached_ms": eval_ms[eval_ms.len() / 2],

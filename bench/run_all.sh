@@ -11,9 +11,12 @@
 # 30-45 minutes (less when the peers are already installed).
 #
 # Knobs (environment): BENCH_ONLY, MLFLOW_RUNS (default 50 of 1,000),
-# OPTUNA_RUNS (default 5 of 1,000), LM_TRIALS (4), DSPY_CALLS (20000),
-# OUR_CALLS (100000).
+# OPTUNA_RUNS (default 5 of 1,000), LM_TRIALS (3), DSPY_CALLS (20000),
+# OUR_CALLS (100000), QUIET_WAIT (90 s before each step), LM_QUIET_WAIT (60 s before
+# each LM trial).
 set -euo pipefail
+# Parsed whole before it runs (the braces), so editing this file mid-run is safe.
+{
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 OUT=bench/out
@@ -22,10 +25,10 @@ ONLY=${BENCH_ONLY:-"A B C"}
 want() { [[ " $ONLY " == *" $1 "* ]]; }
 step() { echo; echo "=== $* ($(date -u +%H:%M:%S))"; }
 START=$(date +%s)
-# Waits (at most QUIET_WAIT seconds, default 240) until the machine is at least
+# Waits (at most QUIET_WAIT seconds, default 90) until the machine is at least
 # 85% idle, so that a shared machine's other work disturbs a measurement less.
 quiet() {
-  python3 bench/lm_compare.py --wait-quiet-only "${QUIET_WAIT:-240}"
+  python3 bench/lm_compare.py --wait-quiet-only "${QUIET_WAIT:-90}"
 }
 
 # Optimized build of our crate on top of the dev profile: reuses the dev build
@@ -87,8 +90,22 @@ if [ ! -s models/gemma-3-270m-q4_k_m.gguf ] && want C; then
 fi
 
 step "build the Rust benchmarks (dev profile, our crate optimized)"
-nice -n 10 cargo build --quiet --example tracker --example overhead --example lm_local "${CARGO_OPT[@]}"
-EX=target/debug/examples
+# The exact executables of this build (target/debug/examples/NAME is shared with
+# plain dev builds, e.g. `cargo test --all-targets`), copied out of target/.
+nice -n 10 cargo build --quiet --message-format=json-render-diagnostics \
+  --example tracker --example overhead --example lm_local "${CARGO_OPT[@]}" >"$OUT/cargo-artifacts.jsonl"
+EX=$OUT/bin
+mkdir -p "$EX"
+python3 - "$OUT/cargo-artifacts.jsonl" "$EX" <<'EOF'
+import json, shutil, sys
+found = set()
+for line in open(sys.argv[1]):
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and "example" in m["target"]["kind"]:
+        shutil.copy2(m["executable"], f"{sys.argv[2]}/{m['target']['name']}")
+        found.add(m["target"]["name"])
+assert found == {"tracker", "overhead", "lm_local"}, found
+EOF
 
 if want A; then
   step "A: tracker, skill-fleet and raw SQLite (1,000 x 100 x 10 + 1M traces)"
@@ -114,9 +131,11 @@ fi
 
 if want C; then
   step "C: local model, skill-fleet vs llama-server (alternating trials)"
-  timeout 2400 "$PY" bench/lm_compare.py --trials "${LM_TRIALS:-4}" --out-dir "$OUT"
+  timeout 2700 "$PY" bench/lm_compare.py --trials "${LM_TRIALS:-3}" --max-wait "${LM_QUIET_WAIT:-60}" --out-dir "$OUT"
 fi
 
 step "report"
 "$PY" bench/report.py
 echo "bench/run_all.sh: done in $(( ($(date +%s) - START) / 60 )) min"
+exit 0
+}

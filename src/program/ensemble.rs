@@ -209,12 +209,7 @@ pub async fn infer(
                     b.runs = runs.max(b.index + 1);
                     Ok(b)
                 }
-                None => Err(EnsembleError::AllFailed(last_err.unwrap_or_else(|| {
-                    RunError::Lm {
-                        predictor: "?".into(),
-                        error: crate::lm::LmError::Provider("no samples".into()),
-                    }
-                }))),
+                None => Err(all_failed(last_err, "no samples")),
             }
         }
         Strategy::MajorityVote {
@@ -280,10 +275,7 @@ pub async fn infer(
                         }
                     }
                     best.ok_or_else(|| {
-                        EnsembleError::AllFailed(last_err.unwrap_or_else(|| RunError::Lm {
-                            predictor: "?".into(),
-                            error: crate::lm::LmError::Provider("no members".into()),
-                        }))
+                        all_failed(last_err, "no members")
                     })
                 }
                 Selector::FirstValid => preds
@@ -297,14 +289,19 @@ pub async fn infer(
                         reward: None,
                     })
                     .ok_or_else(|| {
-                        EnsembleError::AllFailed(last_err.unwrap_or_else(|| RunError::Lm {
-                            predictor: "?".into(),
-                            error: crate::lm::LmError::Provider("no members".into()),
-                        }))
+                        all_failed(last_err, "no members")
                     }),
             }
         }
     }
+}
+
+/// The error for "nothing succeeded": the last run error, or `what` when none ran.
+fn all_failed(last_err: Option<RunError>, what: &str) -> EnsembleError {
+    EnsembleError::AllFailed(last_err.unwrap_or_else(|| RunError::Lm {
+        predictor: "?".into(),
+        error: crate::lm::LmError::Provider(what.into()),
+    }))
 }
 
 fn choose_majority(
@@ -315,12 +312,7 @@ fn choose_majority(
     last_err: Option<RunError>,
 ) -> Result<Chosen, EnsembleError> {
     let Some((winner, agreement)) = majority(&preds, field) else {
-        return Err(EnsembleError::AllFailed(last_err.unwrap_or_else(|| {
-            RunError::Lm {
-                predictor: "?".into(),
-                error: crate::lm::LmError::Provider("no samples".into()),
-            }
-        })));
+        return Err(all_failed(last_err, "no samples"));
     };
     if agreement < min {
         return Err(EnsembleError::NoAgreement {
