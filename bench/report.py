@@ -162,6 +162,21 @@ and budget is measured separately and reported in this section.
 """
 
 
+def load_note(out_dir, steps):
+    """'Other processes used X% of the CPU during ...' for the given steps."""
+    parts = []
+    for step, label in steps:
+        d = load(out_dir, os.path.join("load", step + ".json"))
+        if d:
+            parts.append(f"{label} {d['others_cpu_share']:.0%}")
+    if not parts:
+        return ""
+    return (
+        "Share of the machine's CPU time that other processes used while each side ran (this 2-core machine was "
+        "shared with another engineer's work; 0% would be a clean measurement): " + ", ".join(parts) + "."
+    )
+
+
 def load(out_dir, name):
     p = os.path.join(out_dir, name)
     if not os.path.exists(p):
@@ -410,8 +425,12 @@ def main():
     doc = open(a.doc).read() if os.path.exists(a.doc) else TEMPLATE
     L = lambda n: load(a.out_dir, n)
     doc = replace_block(doc, "machine", machine_block(L("machine.json")))
-    doc = replace_block(doc, "tracker", tracker_block(L("tracker.json"), L("mlflow.json"), L("optuna.json")))
-    doc = replace_block(doc, "overhead", overhead_block(L("overhead.json"), L("dspy.json")))
+    tr = tracker_block(L("tracker.json"), L("mlflow.json"), L("optuna.json"))
+    tr += "\n\n" + load_note(a.out_dir, [("tracker", "skill-fleet and raw SQLite"), ("mlflow", "MLflow"), ("optuna", "Optuna")])
+    doc = replace_block(doc, "tracker", tr)
+    ov = overhead_block(L("overhead.json"), L("dspy.json"))
+    ov += "\n\n" + load_note(a.out_dir, [("overhead", "skill-fleet"), ("dspy", "DSPy")])
+    doc = replace_block(doc, "overhead", ov)
     doc = replace_block(doc, "lm", lm_block(L("lm_local.json"), L("lm_server.json")))
     doc = replace_block(doc, "targets", targets_block(L("overhead.json"), L("dspy.json"), L("lm_local.json"), L("lm_server.json")))
     with open(a.doc, "w") as f:

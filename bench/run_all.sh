@@ -25,10 +25,13 @@ ONLY=${BENCH_ONLY:-"A B C"}
 want() { [[ " $ONLY " == *" $1 "* ]]; }
 step() { echo; echo "=== $* ($(date -u +%H:%M:%S))"; }
 START=$(date +%s)
-# Waits (at most QUIET_WAIT seconds, default 90) until the machine is at least
-# 85% idle, so that a shared machine's other work disturbs a measurement less.
-quiet() {
-  python3 bench/lm_compare.py --wait-quiet-only "${QUIET_WAIT:-90}"
+# Runs a step after waiting (at most QUIET_WAIT seconds, default 90) for the
+# machine to be 85% idle, and records the CPU share other processes took
+# meanwhile (bench/out/load/NAME.json): this machine may be shared.
+measure() {
+  local name=$1
+  shift
+  python3 bench/measure.py "$name" --wait-quiet "${QUIET_WAIT:-90}" -- "$@"
 }
 
 # Optimized build of our crate on top of the dev profile: reuses the dev build
@@ -109,29 +112,24 @@ EOF
 
 if want A; then
   step "A: tracker, skill-fleet and raw SQLite (1,000 x 100 x 10 + 1M traces)"
-  quiet
-  timeout 1200 "$EX/tracker" --out "$OUT/tracker.json" --dir "$OUT/db"
+  measure tracker timeout 1200 "$EX/tracker" --out "$OUT/tracker.json" --dir "$OUT/db"
   step "A: MLflow (${MLFLOW_RUNS:-50} of 1,000 runs)"
-  quiet
-  timeout 1200 "$PY" bench/peers_tracker.py mlflow --runs "${MLFLOW_RUNS:-50}" --out "$OUT/mlflow.json" >/dev/null
+  measure mlflow timeout 1200 "$PY" bench/peers_tracker.py mlflow --runs "${MLFLOW_RUNS:-50}" --out "$OUT/mlflow.json" >/dev/null
   step "A: Optuna (${OPTUNA_RUNS:-5} of 1,000 studies)"
-  quiet
-  timeout 1200 "$PY" bench/peers_tracker.py optuna --runs "${OPTUNA_RUNS:-5}" --out "$OUT/optuna.json" >/dev/null
+  measure optuna timeout 1200 "$PY" bench/peers_tracker.py optuna --runs "${OPTUNA_RUNS:-5}" --out "$OUT/optuna.json" >/dev/null
   rm -f "$OUT"/db/tracker-*.db* "$OUT"/db/mlflow.db* "$OUT"/db/optuna.db*
 fi
 
 if want B; then
   step "B: overhead, skill-fleet"
-  quiet
-  timeout 900 "$EX/overhead" --calls "${OUR_CALLS:-100000}" --out "$OUT/overhead.json" 2>/dev/null
+  measure overhead timeout 900 "$EX/overhead" --calls "${OUR_CALLS:-100000}" --out "$OUT/overhead.json" 2>/dev/null
   step "B: overhead, DSPy"
-  quiet
-  timeout 900 "$PY" bench/dspy_overhead.py --calls "${DSPY_CALLS:-20000}" --out "$OUT/dspy.json" >/dev/null
+  measure dspy timeout 900 "$PY" bench/dspy_overhead.py --calls "${DSPY_CALLS:-20000}" --out "$OUT/dspy.json" >/dev/null
 fi
 
 if want C; then
   step "C: local model, skill-fleet vs llama-server (alternating trials)"
-  timeout 2700 "$PY" bench/lm_compare.py --trials "${LM_TRIALS:-3}" --max-wait "${LM_QUIET_WAIT:-60}" --out-dir "$OUT"
+  QUIET_WAIT=0 measure lm timeout 2700 "$PY" bench/lm_compare.py --trials "${LM_TRIALS:-3}" --max-wait "${LM_QUIET_WAIT:-60}" --out-dir "$OUT"
 fi
 
 step "report"
