@@ -274,9 +274,7 @@ pub async fn infer(
                             });
                         }
                     }
-                    best.ok_or_else(|| {
-                        all_failed(last_err, "no members")
-                    })
+                    best.ok_or_else(|| all_failed(last_err, "no members"))
                 }
                 Selector::FirstValid => preds
                     .into_iter()
@@ -288,9 +286,7 @@ pub async fn infer(
                         agreement: None,
                         reward: None,
                     })
-                    .ok_or_else(|| {
-                        all_failed(last_err, "no members")
-                    }),
+                    .ok_or_else(|| all_failed(last_err, "no members")),
             }
         }
     }
