@@ -377,7 +377,7 @@ fn stratified_split_is_reproducible_and_recorded() {
 
 #[test]
 fn concurrent_imports_from_two_processes_both_succeed() {
-    for round in 0..3 {
+    for round in 0..10 {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("t.db");
         let spawn = |file: String| {

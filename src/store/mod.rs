@@ -53,10 +53,21 @@ impl Store {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         }
-        let mut conn = Connection::open(&path)?;
-        configure(&conn)?;
-        migrate(&mut conn)?;
-        Ok(Store { conn, path })
+        // Two processes creating the same file at once contend for the lock
+        // that switching to WAL takes; SQLite may answer "busy" without waiting,
+        // so setting up is retried as a whole.
+        let mut attempt = 0u64;
+        loop {
+            let mut conn = Connection::open(&path)?;
+            match configure(&conn).and_then(|_| migrate(&mut conn)) {
+                Ok(()) => return Ok(Store { conn, path }),
+                Err(e) if attempt < 20 && is_contention(&e) => {
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_millis(25 * attempt));
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Opens an existing database read-only: used by `skill-fleet sql` so that a
@@ -147,6 +158,12 @@ impl Store {
             .conn
             .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))?)
     }
+}
+
+/// Errors another process's concurrent set-up can cause.
+fn is_contention(e: &Error) -> bool {
+    let text = e.to_string();
+    text.contains("locked") || text.contains("busy") || text.contains("already exists")
 }
 
 fn wal_path(path: &Path, suffix: &str) -> PathBuf {
