@@ -207,14 +207,70 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
         let s = Store::open(&path).unwrap();
-        assert_eq!(s.schema_version().unwrap(), 1);
+        assert_eq!(s.schema_version().unwrap(), 2);
         drop(s);
         let s = Store::open(&path).unwrap();
-        assert_eq!(s.schema_version().unwrap(), 1);
+        assert_eq!(s.schema_version().unwrap(), 2);
         let fk: i64 = s
             .conn()
             .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
             .unwrap();
         assert_eq!(fk, 1);
+    }
+
+    /// A database written by schema version 1 keeps its scores when version 2
+    /// rebuilds `scores` as a clustered table and redefines the views.
+    #[test]
+    fn version_1_scores_survive_the_version_2_rebuild() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.db");
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            embedded::migrations::runner()
+                .set_target(refinery::Target::Version(1))
+                .run(&mut conn)
+                .unwrap();
+            conn.execute_batch(
+                "INSERT INTO trainsets (id, name, content_hash, source, format, n_examples, created_at) \
+                 VALUES (1, 't', 'h', 's', 'json', 2, 'now'); \
+                 INSERT INTO examples (id, trainset_id, idx, fields_json, hash) VALUES (1, 1, 0, '{}', 'a'), (2, 1, 1, '{}', 'b'); \
+                 INSERT INTO runs (id, kind, started_at) VALUES (1, 'optimize', 'now'); \
+                 INSERT INTO candidates (id, run_id, origin, spec_json, hash, created_at) VALUES (1, 1, 'baseline', '{}', 'x', 'now'); \
+                 INSERT INTO evaluations (id, run_id, candidate_id, split, kind, metric, n, mean_score, status, created_at) \
+                 VALUES (1, 1, 1, 'val', 'full', 'm', 2, 0.5, 'done', 'now'); \
+                 INSERT INTO scores (evaluation_id, example_id, score, feedback) VALUES (1, 1, 0.25, 'f1'), (1, 2, 0.75, 'f2');",
+            )
+            .unwrap();
+        }
+        let s = Store::open(&path).unwrap();
+        assert_eq!(s.schema_version().unwrap(), 2);
+        let rows = s.scores(1).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(
+            (rows[0].score, rows[0].feedback.as_deref()),
+            (0.25, Some("f1"))
+        );
+        assert_eq!(
+            (rows[1].score, rows[1].feedback.as_deref()),
+            (0.75, Some("f2"))
+        );
+        let sql: String = s
+            .conn()
+            .query_row(
+                "SELECT sql FROM sqlite_master WHERE name = 'scores'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(sql.contains("WITHOUT ROWID"), "{sql}");
+        let best: i64 = s
+            .conn()
+            .query_row(
+                "SELECT candidate_id FROM candidate_leaderboard WHERE run_id = 1 AND rank = 1",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(best, 1);
     }
 }
