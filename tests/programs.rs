@@ -436,3 +436,111 @@ fn spec_errors_name_the_file() {
     let err = ProgramSpec::from_yaml("t.yaml", "name: x\npredictors:\n  - name: p\n    signature:\n      inputs: [{name: a, type: dict}]\n      outputs: [{name: b}]\n").unwrap_err();
     assert!(err.to_string().contains("dict"), "{err}");
 }
+
+/// `metrics score` scores predictions made elsewhere with our metric: gold
+/// answers score 1, a hand-perturbed one its hand-computed value, and a bad
+/// line is reported with its file and line number.
+#[test]
+fn metrics_score_rates_external_predictions() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("m.db");
+    let trainset = common::bundled_trainset();
+    common::cli_ok(
+        &db,
+        &[
+            "trainset",
+            "import",
+            trainset.to_str().unwrap(),
+            "--name",
+            "skills",
+        ],
+    );
+    let rows: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(&trainset).unwrap()).unwrap();
+    let gold = |i: usize| {
+        let r = &rows[i];
+        serde_json::json!({
+            "taxonomy_path": r["expected_taxonomy_path"],
+            "name": r["expected_name"],
+            "skill_style": r["expected_skill_style"],
+            "subdirectories": r["expected_subdirectories"],
+            "keywords": r["expected_keywords"],
+            "description": r["expected_description"],
+        })
+    };
+    // Example 1 with the wrong style: 0.4 taxonomy + 0.3 metadata + 0 style = 0.7.
+    let mut wrong = gold(1);
+    let other = if rows[1]["expected_skill_style"] == "minimal" {
+        "comprehensive"
+    } else {
+        "minimal"
+    };
+    wrong["skill_style"] = serde_json::json!(other);
+    let preds = dir.path().join("preds.jsonl");
+    std::fs::write(
+        &preds,
+        format!(
+            "{}\n{}\n",
+            serde_json::json!({"idx": 0, "prediction": gold(0)}),
+            serde_json::json!({"idx": 1, "prediction": wrong})
+        ),
+    )
+    .unwrap();
+    let out = common::cli_ok(
+        &db,
+        &[
+            "--json",
+            "metrics",
+            "score",
+            "--trainset",
+            "skills",
+            preds.to_str().unwrap(),
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["n"], 2);
+    assert!(
+        (v["scores"][0]["score"].as_f64().unwrap() - 1.0).abs() < 1e-9,
+        "{v}"
+    );
+    assert!(
+        (v["scores"][1]["score"].as_f64().unwrap() - 0.7).abs() < 1e-9,
+        "{v}"
+    );
+    assert!((v["mean"].as_f64().unwrap() - 0.85).abs() < 1e-9, "{v}");
+
+    std::fs::write(
+        &preds,
+        "{\"idx\": 0, \"prediction\": {}}\n{\"idx\": \"x\"}\n",
+    )
+    .unwrap();
+    let out = common::cli(
+        &db,
+        &[
+            "metrics",
+            "score",
+            "--trainset",
+            "skills",
+            preds.to_str().unwrap(),
+        ],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("preds.jsonl:2"), "{err}");
+    std::fs::write(&preds, "{\"idx\": 999, \"prediction\": {}}\n").unwrap();
+    let out = common::cli(
+        &db,
+        &[
+            "metrics",
+            "score",
+            "--trainset",
+            "skills",
+            preds.to_str().unwrap(),
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("preds.jsonl:1") && err.contains("idx 999"),
+        "{err}"
+    );
+}

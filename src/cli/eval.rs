@@ -135,6 +135,20 @@ pub enum MetricsCommand {
         #[arg(long, default_value = "config/programs/skill_understanding.yaml")]
         program: String,
     },
+    /// Scores predictions made elsewhere (another framework, a hand-written
+    /// file) with a metric of ours, so both sides of a comparison use one metric.
+    ///
+    /// PREDICTIONS is JSONL, one `{"idx": N, "prediction": {FIELD: VALUE, ...}}`
+    /// per line, where N is the example's 0-based index in the trainset.
+    Score {
+        #[arg(long, default_value = "skill_comprehensive")]
+        metric: String,
+        #[arg(long)]
+        trainset: String,
+        #[arg(long, default_value = "config/programs/skill_understanding.yaml")]
+        program: String,
+        predictions: std::path::PathBuf,
+    },
 }
 
 fn bar(total: u64) -> ProgressBar {
@@ -328,12 +342,20 @@ fn perturb(labels: &Map<String, Value>) -> Vec<(&'static str, Map<String, Value>
 }
 
 pub async fn metrics(app: &App, cmd: MetricsCommand) -> Result<ExitCode> {
-    let MetricsCommand::Test {
-        metric,
-        trainset,
-        examples,
-        program,
-    } = cmd;
+    let (metric, trainset, examples, program) = match cmd {
+        MetricsCommand::Test {
+            metric,
+            trainset,
+            examples,
+            program,
+        } => (metric, trainset, examples, program),
+        MetricsCommand::Score {
+            metric,
+            trainset,
+            program,
+            predictions,
+        } => return score_predictions(app, &metric, &trainset, &program, &predictions).await,
+    };
     let config = app.config()?;
     let mut store = app.store()?;
     let (spec, _) = load_program(
@@ -381,6 +403,94 @@ pub async fn metrics(app: &App, cmd: MetricsCommand) -> Result<ExitCode> {
             .chain(sums.iter().map(|(_, s, n)| format!("{:.2}", s / *n as f64)))
             .collect();
         output::table(&headers, &[mean_row]);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One line of a predictions file for `metrics score`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PredictionLine {
+    idx: i64,
+    prediction: Map<String, Value>,
+}
+
+async fn score_predictions(
+    app: &App,
+    metric: &str,
+    trainset: &str,
+    program: &str,
+    path: &std::path::Path,
+) -> Result<ExitCode> {
+    let config = app.config()?;
+    let mut store = app.store()?;
+    let (spec, _) = load_program(
+        &mut store,
+        &ProgramRef {
+            program: program.to_string(),
+            ..Default::default()
+        },
+    )?;
+    let ts = store.find_trainset(trainset)?;
+    let rows = store.examples(ts.id)?;
+    let m = metrics::resolve(metric, &config.metrics, None)?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading predictions {}", path.display()))?;
+    let mut scored = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let p: PredictionLine = serde_json::from_str(line).map_err(|e| {
+            anyhow!(
+                "{}:{}: {e}; expected {{\"idx\": <example index>, \"prediction\": {{<field>: <value>, ...}}}}",
+                path.display(),
+                n + 1
+            )
+        })?;
+        let example = rows.iter().find(|r| r.idx == p.idx).ok_or_else(|| {
+            anyhow!(
+                "{}:{}: idx {} is not an example of trainset `{}` (it has {} examples, idx 0..{})",
+                path.display(),
+                n + 1,
+                p.idx,
+                ts.name,
+                rows.len(),
+                rows.len()
+            )
+        })?;
+        let (_, gold) = spec.example_io(&example.fields);
+        let r = m.score(&gold, &p.prediction).await;
+        scored.push((p.idx, r.score, r.feedback));
+    }
+    if scored.is_empty() {
+        return Err(anyhow!("{}: no predictions", path.display()));
+    }
+    let mean = scored.iter().map(|s| s.1).sum::<f64>() / scored.len() as f64;
+    if app.json {
+        let rows: Vec<Value> = scored
+            .iter()
+            .map(|(idx, score, feedback)| serde_json::json!({"idx": idx, "score": score, "feedback": feedback}))
+            .collect();
+        output::json(&serde_json::json!({
+            "metric": m.name(),
+            "n": scored.len(),
+            "mean": mean,
+            "scores": rows,
+        }))?;
+    } else {
+        let table: Vec<Vec<String>> = scored
+            .iter()
+            .map(|(idx, score, feedback)| {
+                vec![idx.to_string(), format!("{score:.3}"), feedback.clone()]
+            })
+            .collect();
+        output::table(&["idx", "score", "feedback"], &table);
+        println!(
+            "{}: mean {mean:.4} over {} predictions",
+            m.name(),
+            scored.len()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

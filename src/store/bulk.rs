@@ -7,7 +7,7 @@
 use super::{CandidateRow, EvaluationRow, ScoreRow, Store};
 use crate::error::Result;
 use crate::util::now;
-use rusqlite::{params, TransactionBehavior};
+use rusqlite::{params, params_from_iter, ToSql, TransactionBehavior};
 
 impl Store {
     /// Inserts the candidates of run `run_id` (their `id` and `run_id` fields are
@@ -88,24 +88,50 @@ impl Store {
     }
 
     /// Records the scores of several evaluations in one transaction.
+    ///
+    /// Rows go [`ROWS_PER_STATEMENT`] at a time into one multi-row `INSERT`:
+    /// SQLite's per-statement work (reset, step, constraint set-up) is paid once
+    /// per chunk instead of once per row, which is most of a small row's cost.
     pub fn insert_scores_bulk_many(&mut self, batches: &[(i64, &[ScoreRow])]) -> Result<()> {
+        let rows: Vec<(i64, &ScoreRow)> = batches
+            .iter()
+            .flat_map(|(e, rows)| rows.iter().map(move |r| (*e, r)))
+            .collect();
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         {
-            let mut stmt = tx.prepare_cached(
-                "INSERT OR REPLACE INTO scores (evaluation_id, example_id, score, feedback, prediction_json, error) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?;
-            for (evaluation_id, rows) in batches {
-                for s in rows.iter() {
+            const HEAD: &str = "INSERT OR REPLACE INTO scores \
+                (evaluation_id, example_id, score, feedback, prediction_json, error) VALUES ";
+            let mut chunks = rows.chunks_exact(ROWS_PER_STATEMENT);
+            if rows.len() >= ROWS_PER_STATEMENT {
+                let mut stmt = tx.prepare_cached(&multi_row_insert(HEAD, 6, ROWS_PER_STATEMENT))?;
+                for chunk in &mut chunks {
+                    let mut values: Vec<&dyn ToSql> = Vec::with_capacity(6 * chunk.len());
+                    for (e, r) in chunk {
+                        values.extend([
+                            e as &dyn ToSql,
+                            &r.example_id,
+                            &r.score,
+                            &r.feedback,
+                            &r.prediction_json,
+                            &r.error,
+                        ]);
+                    }
+                    stmt.execute(params_from_iter(values))?;
+                }
+            }
+            let rest = chunks.remainder();
+            if !rest.is_empty() {
+                let mut stmt = tx.prepare_cached(&multi_row_insert(HEAD, 6, 1))?;
+                for (e, r) in rest {
                     stmt.execute(params![
-                        evaluation_id,
-                        s.example_id,
-                        s.score,
-                        s.feedback,
-                        s.prediction_json,
-                        s.error
+                        e,
+                        r.example_id,
+                        r.score,
+                        r.feedback,
+                        r.prediction_json,
+                        r.error
                     ])?;
                 }
             }
@@ -113,6 +139,31 @@ impl Store {
         tx.commit()?;
         Ok(())
     }
+}
+
+/// Rows per multi-row `INSERT` in bulk writes: large enough to amortize a
+/// statement's fixed cost, small enough to stay far below SQLite's limit of
+/// 32,766 bound parameters.
+pub const ROWS_PER_STATEMENT: usize = 32;
+
+/// `HEAD` followed by `rows` groups of `columns` numbered placeholders.
+pub(crate) fn multi_row_insert(head: &str, columns: usize, rows: usize) -> String {
+    let mut sql = String::with_capacity(head.len() + rows * columns * 5);
+    sql.push_str(head);
+    for r in 0..rows {
+        if r > 0 {
+            sql.push(',');
+        }
+        sql.push('(');
+        for c in 0..columns {
+            if c > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&format!("?{}", r * columns + c + 1));
+        }
+        sql.push(')');
+    }
+    sql
 }
 
 #[cfg(test)]
@@ -194,5 +245,99 @@ mod tests {
             .insert_candidates_bulk(run, &[cand("c"), cand("a")])
             .is_err());
         assert_eq!(s.candidates(run).unwrap().len(), 2);
+    }
+
+    /// Batches longer than one multi-row statement (plus a remainder) store
+    /// every row once, with its own values, and a repeated key is replaced.
+    #[test]
+    fn multi_row_statements_store_every_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path().join("m.db")).unwrap();
+        let n_examples = 2 * ROWS_PER_STATEMENT + 6;
+        s.conn()
+            .execute(
+                "INSERT INTO trainsets (id, name, content_hash, source, format, n_examples, created_at) \
+                 VALUES (1, 't', 'h', 's', 'json', ?1, 'now')",
+                [n_examples as i64],
+            )
+            .unwrap();
+        for i in 0..n_examples as i64 {
+            s.conn()
+                .execute(
+                    "INSERT INTO examples (id, trainset_id, idx, fields_json, hash) VALUES (?1, 1, ?1, '{}', ?1)",
+                    [i + 1],
+                )
+                .unwrap();
+        }
+        let run = s
+            .create_run(&NewRun {
+                kind: "bench",
+                config_json: "{}".into(),
+                ..Default::default()
+            })
+            .unwrap();
+        let ev = EvaluationRow {
+            id: 0,
+            run_id: run,
+            candidate_id: None,
+            version_id: None,
+            split: "val".into(),
+            kind: "full".into(),
+            metric: "m".into(),
+            n: n_examples as i64,
+            mean_score: None,
+            status: "running".into(),
+        };
+        let evs = s.insert_evaluations_bulk(&[ev.clone(), ev]).unwrap();
+        let rows: Vec<ScoreRow> = (0..n_examples as i64)
+            .map(|i| ScoreRow {
+                example_id: i + 1,
+                score: i as f64 / 100.0,
+                feedback: Some(format!("f{i}")),
+                prediction_json: None,
+                error: None,
+            })
+            .collect();
+        // The second evaluation gets 3 rows, then one of them again with a new score.
+        let again = [ScoreRow {
+            score: 0.99,
+            ..rows[1].clone()
+        }];
+        s.insert_scores_bulk_many(&[(evs[0], &rows[..]), (evs[1], &rows[..3])])
+            .unwrap();
+        s.insert_scores_bulk(evs[1], &again).unwrap();
+        let first = s.scores(evs[0]).unwrap();
+        assert_eq!(first.len(), n_examples);
+        for (i, r) in first.iter().enumerate() {
+            assert_eq!(r.example_id, i as i64 + 1);
+            assert_eq!(r.score, i as f64 / 100.0);
+            assert_eq!(r.feedback.as_deref(), Some(format!("f{i}").as_str()));
+        }
+        let second = s.scores(evs[1]).unwrap();
+        assert_eq!(second.len(), 3);
+        assert_eq!(second[1].score, 0.99);
+        // A bad row (unknown example) rolls back the whole multi-statement batch.
+        let bad = ScoreRow {
+            example_id: 9999,
+            ..rows[0].clone()
+        };
+        let mut with_bad = rows.clone();
+        with_bad.push(bad);
+        let evs2 = s
+            .insert_evaluations_bulk(&[EvaluationRow {
+                id: 0,
+                run_id: run,
+                candidate_id: None,
+                version_id: None,
+                split: "val".into(),
+                kind: "full".into(),
+                metric: "m".into(),
+                n: 1,
+                mean_score: None,
+                status: "running".into(),
+            }])
+            .unwrap();
+        assert!(s.insert_scores_bulk(evs2[0], &with_bad).is_err());
+        assert!(s.scores(evs2[0]).unwrap().is_empty());
     }
 }

@@ -1,9 +1,10 @@
 //! Typed queries for the LM layer: the persistent cache and trace rows.
 
+use super::bulk::{multi_row_insert, ROWS_PER_STATEMENT};
 use super::Store;
 use crate::error::Result;
 use crate::util::now;
-use rusqlite::{params, OptionalExtension};
+use rusqlite::{params, params_from_iter, OptionalExtension, ToSql};
 
 /// One LM call as recorded in `traces`.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -38,35 +39,36 @@ pub struct CacheStats {
 impl Store {
     /// Writes trace rows in one transaction (the tracer batches them).
     pub fn insert_traces(&mut self, rows: &[TraceRow]) -> Result<()> {
+        const HEAD: &str = "INSERT INTO traces (run_id, candidate_id, example_id, predictor, role, provider, model, \
+             prompt_tokens, completion_tokens, cost_usd, latency_ms, cache_hit, attempts, error, \
+             request_json, response_text, at) VALUES ";
+        const COLUMNS: usize = 17;
         let tx = self.conn.transaction()?;
         {
-            let mut stmt = tx.prepare_cached(
-                "INSERT INTO traces (run_id, candidate_id, example_id, predictor, role, provider, model, \
-                 prompt_tokens, completion_tokens, cost_usd, latency_ms, cache_hit, attempts, error, \
-                 request_json, response_text, at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
-            )?;
             let at = now();
-            for r in rows {
-                stmt.execute(params![
-                    r.run_id,
-                    r.candidate_id,
-                    r.example_id,
-                    r.predictor,
-                    r.role,
-                    r.provider,
-                    r.model,
-                    r.prompt_tokens,
-                    r.completion_tokens,
-                    r.cost_usd,
-                    r.latency_ms,
-                    r.cache_hit,
-                    r.attempts,
-                    r.error,
-                    r.request_json,
-                    r.response_text,
-                    at
-                ])?;
+            // Many rows per statement, as in `bulk.rs`.
+            let mut chunks = rows.chunks_exact(ROWS_PER_STATEMENT);
+            if rows.len() >= ROWS_PER_STATEMENT {
+                let mut stmt =
+                    tx.prepare_cached(&multi_row_insert(HEAD, COLUMNS, ROWS_PER_STATEMENT))?;
+                for chunk in &mut chunks {
+                    let mut v: Vec<&dyn ToSql> = Vec::with_capacity(COLUMNS * chunk.len());
+                    for r in chunk {
+                        trace_values(r, &mut v);
+                        v.push(&at);
+                    }
+                    stmt.execute(params_from_iter(v))?;
+                }
+            }
+            let rest = chunks.remainder();
+            if !rest.is_empty() {
+                let mut stmt = tx.prepare_cached(&multi_row_insert(HEAD, COLUMNS, 1))?;
+                for r in rest {
+                    let mut v: Vec<&dyn ToSql> = Vec::with_capacity(COLUMNS);
+                    trace_values(r, &mut v);
+                    v.push(&at);
+                    stmt.execute(params_from_iter(v))?;
+                }
             }
         }
         tx.commit()?;
@@ -135,5 +137,84 @@ impl Store {
                 .execute("DELETE FROM lm_cache WHERE created_at < ?1", [t])?,
             None => self.conn.execute("DELETE FROM lm_cache", [])?,
         })
+    }
+}
+
+/// The bound values of one trace row, in `insert_traces` column order (`at` last, added by the caller).
+fn trace_values<'a>(r: &'a TraceRow, out: &mut Vec<&'a dyn ToSql>) {
+    out.extend([
+        &r.run_id as &dyn ToSql,
+        &r.candidate_id,
+        &r.example_id,
+        &r.predictor,
+        &r.role,
+        &r.provider,
+        &r.model,
+        &r.prompt_tokens,
+        &r.completion_tokens,
+        &r.cost_usd,
+        &r.latency_ms,
+        &r.cache_hit,
+        &r.attempts,
+        &r.error,
+        &r.request_json,
+        &r.response_text,
+    ]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// More traces than one multi-row statement holds (plus a remainder) are
+    /// all stored, each with its own values.
+    #[test]
+    fn trace_batches_span_several_statements() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path().join("t.db")).unwrap();
+        let n = 2 * ROWS_PER_STATEMENT + 5;
+        let rows: Vec<TraceRow> = (0..n)
+            .map(|i| TraceRow {
+                run_id: None,
+                candidate_id: None,
+                example_id: Some(i as i64),
+                predictor: Some("p".into()),
+                role: Some("task".into()),
+                provider: "local".into(),
+                model: "m".into(),
+                prompt_tokens: i as u32,
+                completion_tokens: 2 * i as u32,
+                cost_usd: 0.0,
+                latency_ms: 1.5,
+                cache_hit: i % 2 == 0,
+                attempts: 1,
+                error: None,
+                request_json: format!("{{\"i\":{i}}}"),
+                response_text: Some(format!("r{i}")),
+            })
+            .collect();
+        s.insert_traces(&rows).unwrap();
+        let got: Vec<(i64, u32, u32, bool, String, String)> = s
+            .conn()
+            .prepare("SELECT example_id, prompt_tokens, completion_tokens, cache_hit, request_json, response_text FROM traces ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))
+            .unwrap()
+            .collect::<std::result::Result<_, _>>()
+            .unwrap();
+        assert_eq!(got.len(), n);
+        for (i, g) in got.iter().enumerate() {
+            assert_eq!(
+                g,
+                &(
+                    i as i64,
+                    i as u32,
+                    2 * i as u32,
+                    i % 2 == 0,
+                    format!("{{\"i\":{i}}}"),
+                    format!("r{i}")
+                )
+            );
+        }
     }
 }

@@ -1,0 +1,268 @@
+"""DSPy side of the optimization-quality comparison (bench/quality_vs_dspy.sh).
+
+Rebuilds the bundled program (config/programs/skill_understanding.yaml) as a
+DSPy program: one `dspy.Predict` over a signature with the same instructions,
+fields, types (Literal, list[Literal], list[str]) and descriptions, wrapped so
+that a parse failure returns the spec's configured fallback answer, as our
+runtime does. It talks to the same llama-server our side uses, in text-completion
+mode (`model_type="text"`), and optimizes on the split our side made for the
+same seed (read from our database).
+
+The metric inside DSPy's optimizers is a Python port of `skill_comprehensive`
+(src/metrics/skill.rs); the reported test scores do not depend on the port:
+the test predictions are written to JSONL and scored by `skill-fleet metrics
+score`, the same Rust metric our side is scored with. The harness also checks
+that the port agrees with the Rust metric on every test prediction.
+
+Usage: python bench/dspy_quality.py --optimizer bootstrap|miprov2 --seed S
+           --split bench/out/cmp/s1/split.json --port 8080 --out result.json
+           --cache-dir DIR --predictions-dir DIR [--threads 4]
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from typing import Literal
+
+import yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SPEC = os.path.join(ROOT, "config/programs/skill_understanding.yaml")
+TAXONOMY = os.path.join(ROOT, "config/taxonomy.yaml")
+TRAINSET = os.path.join(ROOT, "config/training/trainset.json")
+
+
+def text_of(d, field):
+    """src/metrics/mod.rs text_of."""
+    v = d.get(field)
+    if v is None:
+        return ""
+    if isinstance(v, str):
+        return v.strip()
+    if isinstance(v, list):
+        return ", ".join(x if isinstance(x, str) else json.dumps(x) for x in v)
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return json.dumps(v)
+
+
+def is_kebab_case(s):
+    return bool(s) and all(w and all(c.isascii() and (c.islower() or c.isdigit()) for c in w) for w in s.split("-"))
+
+
+def taxonomy_accuracy(gold, pred):
+    g, p = text_of(gold, "taxonomy_path").lower(), text_of(pred, "taxonomy_path").lower()
+    cat = lambda s: s.split("/")[0].strip()
+    if g and g == p:
+        return 1.0
+    if cat(g) and cat(g) == cat(p):
+        return 0.7
+    return 0.0
+
+
+def metadata_quality(pred):
+    score = 0.0
+    if is_kebab_case(text_of(pred, "name")):
+        score += 0.25
+    desc = text_of(pred, "description")
+    if desc.startswith("Use when"):
+        score += 0.25
+    if 10 <= len(desc.split()) <= 40:
+        score += 0.15
+    kws = pred.get("keywords")
+    raw = [k if isinstance(k, str) else "" for k in kws] if isinstance(kws, list) else []
+    if 3 <= len(raw) <= 7:
+        score += 0.20
+    if raw and all(not any(c.isupper() for c in k) for k in raw):
+        score += 0.15
+    return score
+
+
+def skill_comprehensive(gold, pred):
+    style = 1.0 if text_of(gold, "skill_style") == text_of(pred, "skill_style") else 0.0
+    return 0.4 * taxonomy_accuracy(gold, pred) + 0.3 * metadata_quality(pred) + 0.3 * style
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--optimizer", required=True, choices=["bootstrap", "miprov2"])
+    ap.add_argument("--seed", type=int, required=True)
+    ap.add_argument("--split", required=True, help="JSON {train: [idx], val: [idx], test: [idx]}")
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--cache-dir", required=True)
+    ap.add_argument("--predictions-dir", required=True)
+    ap.add_argument("--db", required=True, help="our database holding the trainset `skills` (for metrics score)")
+    ap.add_argument("--bin", default=os.path.join(ROOT, "target/debug/skill-fleet"))
+    ap.add_argument("--threads", type=int, default=4)
+    ap.add_argument("--max-tokens", type=int, default=256)
+    a = ap.parse_args()
+
+    os.environ.setdefault("DSPY_CACHEDIR", a.cache_dir)
+    import dspy
+
+    dspy.configure_cache(enable_disk_cache=True, enable_memory_cache=True, disk_cache_dir=a.cache_dir)
+
+    spec = yaml.safe_load(open(SPEC))
+    pred_spec = spec["predictors"][0]
+    sig_spec = pred_spec["signature"]
+    categories = ", ".join(c["name"] for c in yaml.safe_load(open(TAXONOMY))["categories"])
+    field_map = spec["field_map"]
+    fallback = pred_spec["fallback"]
+
+    def py_type(t):
+        t = t.strip()
+        if t.startswith("Literal["):
+            return Literal[tuple(x.strip() for x in t[len("Literal["):-1].split(","))]
+        if t.startswith("list["):
+            return list[py_type(t[len("list["):-1])]
+        return {"str": str, "int": int, "float": float, "bool": bool}[t]
+
+    def desc(f):
+        parts = [f.get("description", "")] + [str(c) for c in f.get("constraints", [])]
+        return "; ".join(p for p in parts if p) or None
+
+    fields = {}
+    for f in sig_spec["inputs"]:
+        fields[f["name"]] = (py_type(f["type"]), dspy.InputField(desc=desc(f)) if desc(f) else dspy.InputField())
+    for f in sig_spec["outputs"]:
+        fields[f["name"]] = (py_type(f["type"]), dspy.OutputField(desc=desc(f)) if desc(f) else dspy.OutputField())
+    Signature = dspy.make_signature(fields, sig_spec["instructions"].strip())
+    out_names = [f["name"] for f in sig_spec["outputs"]]
+
+    class SkillUnderstanding(dspy.Module):
+        def __init__(self):
+            super().__init__()
+            self.understand = dspy.Predict(Signature)
+            self.failures = 0
+
+        def forward(self, categories, task_description):
+            try:
+                return self.understand(categories=categories, task_description=task_description)
+            except Exception:
+                # Our runtime answers with the spec's fallback when parsing fails.
+                return dspy.Prediction(**fallback, used_fallback=True)
+
+    rows = json.load(open(TRAINSET))
+    split = json.load(open(a.split))
+
+    def example(idx):
+        r = rows[idx]
+        gold = {dst: r[src] for src, dst in field_map.items()}
+        return dspy.Example(categories=categories, task_description=r["task_description"], idx=idx, **gold).with_inputs(
+            "categories", "task_description"
+        )
+
+    train = [example(i) for i in split["train"]]
+    val = [example(i) for i in split["val"]]
+    test = [example(i) for i in split["test"]]
+
+    def as_dict(x):
+        return {k: getattr(x, k, None) for k in out_names}
+
+    def metric(gold, pred, trace=None):
+        return skill_comprehensive(as_dict(gold), as_dict(pred))
+
+    lm = dspy.LM(
+        "openai/gemma-3-270m",
+        api_base=f"http://127.0.0.1:{a.port}/v1",
+        api_key="local",
+        model_type="text",
+        temperature=0.0,
+        max_tokens=a.max_tokens,
+        num_retries=3,
+        cache=True,
+    )
+    dspy.configure(lm=lm)
+
+    def evaluate(program, devset, tag):
+        ev = dspy.Evaluate(devset=devset, metric=metric, num_threads=a.threads, display_progress=False, provide_traceback=False)
+        res = ev(program)
+        path = os.path.join(a.predictions_dir, f"dspy-{a.optimizer}-{a.seed}-{tag}.jsonl")
+        fallbacks = 0
+        port_scores = {}
+        with open(path, "w") as f:
+            for ex, pred, score in res.results:
+                d = as_dict(pred)
+                d = {k: (v if isinstance(v, (str, list, int, float, bool)) or v is None else str(v)) for k, v in d.items()}
+                fallbacks += bool(getattr(pred, "used_fallback", False))
+                port_scores[ex.idx] = score
+                f.write(json.dumps({"idx": ex.idx, "prediction": d}) + "\n")
+        # Score with our Rust metric; check the Python port agrees.
+        out = subprocess.run(
+            [a.bin, "--db", a.db, "--json", "metrics", "score", "--trainset", "skills", path],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        scored = json.loads(out.stdout)
+        for s in scored["scores"]:
+            if abs(s["score"] - port_scores[s["idx"]]) > 1e-9:
+                raise SystemExit(f"metric port disagrees on example {s['idx']}: rust {s['score']} python {port_scores[s['idx']]}")
+        return scored["mean"], fallbacks
+
+    t0 = time.perf_counter()
+    baseline = SkillUnderstanding()
+    base_test, base_fallbacks = evaluate(baseline, test, "baseline-test")
+    error = None
+    optimized = baseline
+    try:
+        if a.optimizer == "bootstrap":
+            opt = dspy.BootstrapFewShot(
+                metric=metric, metric_threshold=0.9, max_bootstrapped_demos=4, max_labeled_demos=4, max_rounds=1
+            )
+            optimized = opt.compile(baseline, trainset=train)
+        else:
+            opt = dspy.MIPROv2(
+                metric=metric,
+                prompt_model=lm,
+                task_model=lm,
+                auto="light",
+                num_threads=a.threads,
+                seed=a.seed,
+                max_bootstrapped_demos=4,
+                max_labeled_demos=4,
+                metric_threshold=0.9,
+                verbose=False,
+            )
+            # DSPy refuses a minibatch larger than the valset; ours then evaluates in full too.
+            optimized = opt.compile(baseline, trainset=train, valset=val, minibatch=len(val) > 35)
+    except Exception as e:  # recorded, and the baseline stands
+        error = f"{type(e).__name__}: {e}"
+    opt_test, opt_fallbacks = evaluate(optimized, test, "optimized-test") if error is None else (None, None)
+    wall = time.perf_counter() - t0
+
+    hist = lm.history
+    provider = [h for h in hist if not getattr(h["response"], "cache_hit", False)]
+    usage = lambda hs, k: sum(int((h.get("usage") or {}).get(k) or 0) for h in hs)
+    demos = len(optimized.understand.demos) if error is None else None
+    result = {
+        "side": "dspy",
+        "dspy_version": dspy.__version__,
+        "optimizer": a.optimizer,
+        "seed": a.seed,
+        "n_train": len(train),
+        "n_val": len(val),
+        "n_test": len(test),
+        "baseline_test": base_test,
+        "optimized_test": opt_test,
+        "baseline_test_fallbacks": base_fallbacks,
+        "optimized_test_fallbacks": opt_fallbacks,
+        "demos": demos,
+        "lm_calls": len(hist),
+        "provider_calls": len(provider),
+        "prompt_tokens": usage(provider, "prompt_tokens"),
+        "completion_tokens": usage(provider, "completion_tokens"),
+        "wall_secs": wall,
+        "error": error,
+    }
+    json.dump(result, open(a.out, "w"), indent=2)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
