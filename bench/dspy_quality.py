@@ -102,6 +102,8 @@ def main():
     a = ap.parse_args()
 
     os.environ.setdefault("DSPY_CACHEDIR", a.cache_dir)
+    # Offline: LiteLLM otherwise tries to download its price table at import.
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     import dspy
 
     dspy.configure_cache(enable_disk_cache=True, enable_memory_cache=True, disk_cache_dir=a.cache_dir)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every benchmark of docs/benchmarks.md and regenerates its tables.
 #
-#   bash bench/run_all.sh                 # A (tracker), B (overhead), C (local model)
+#   bash bench/run_all.sh                 # A (tracker), B (overhead), C (local model), D (quality vs DSPy)
 #   BENCH_ONLY="B C" bash bench/run_all.sh
 #
 # Idempotent: installs its own peers (bench/.venv with MLflow, Optuna, DSPy;
@@ -13,7 +13,7 @@
 # Knobs (environment): BENCH_ONLY, MLFLOW_RUNS (default 50 of 1,000),
 # OPTUNA_RUNS (default 5 of 1,000), LM_TRIALS (3), DSPY_CALLS (20000),
 # OUR_CALLS (100000), QUIET_WAIT (90 s before each step), LM_QUIET_WAIT (60 s before
-# each LM trial).
+# each LM trial), D_SEEDS ("1 2 3"), D_OPTIMIZERS ("bootstrap"), D_LOCAL_SEEDS ("1").
 set -euo pipefail
 # Parsed whole before it runs (the braces), so editing this file mid-run is safe.
 {
@@ -21,7 +21,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 OUT=bench/out
 mkdir -p "$OUT"
-ONLY=${BENCH_ONLY:-"A B C"}
+ONLY=${BENCH_ONLY:-"A B C D"}
 want() { [[ " $ONLY " == *" $1 "* ]]; }
 step() { echo; echo "=== $* ($(date -u +%H:%M:%S))"; }
 START=$(date +%s)
@@ -130,6 +130,16 @@ fi
 if want C; then
   step "C: local model, skill-fleet vs llama-server (alternating trials)"
   QUIET_WAIT=0 measure lm timeout 2700 "$PY" bench/lm_compare.py --trials "${LM_TRIALS:-3}" --max-wait "${LM_QUIET_WAIT:-60}" --out-dir "$OUT"
+fi
+
+if want D; then
+  # Optimization quality vs DSPy on one llama-server (bench/quality_vs_dspy.sh).
+  # Defaults: BootstrapFewShot over seeds 1 2 3, in-process side for seed 1.
+  # MIPROv2 light takes about an hour per DSPy seed on 2 cores: opt in with
+  # D_OPTIMIZERS="bootstrap miprov2".
+  step "D: optimization quality, skill-fleet vs DSPy"
+  SEEDS="${D_SEEDS:-1 2 3}" OPTIMIZERS="${D_OPTIMIZERS:-bootstrap}" LOCAL_SEEDS="${D_LOCAL_SEEDS:-1}" \
+    timeout 10800 bash bench/quality_vs_dspy.sh
 fi
 
 step "report"
