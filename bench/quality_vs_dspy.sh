@@ -25,7 +25,7 @@ OUT=bench/out/cmp
 mkdir -p "$OUT"
 SEEDS=${SEEDS:-"1 2 3"}
 OPTIMIZERS=${OPTIMIZERS:-"bootstrap miprov2"}
-LOCAL_SEEDS=${LOCAL_SEEDS:-"1"}
+LOCAL_SEEDS=${LOCAL_SEEDS-"1"}  # empty: no in-process runs
 THREADS=${THREADS:-4}
 BIN=target/debug/skill-fleet
 PY=bench/.venv/bin/python
