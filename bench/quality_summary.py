@@ -19,13 +19,14 @@ SIDES = [
 ]
 
 
-def spread(xs, fmt):
+def spread(xs, fmt, sd_fmt=None):
+    """Mean ± sample standard deviation over seeds (the value alone for one seed)."""
     xs = [x for x in xs if x is not None]
     if not xs:
         return "n/a"
     if len(xs) == 1:
         return fmt(xs[0])
-    return f"{fmt(statistics.mean(xs))} ± {fmt(statistics.stdev(xs))}"
+    return f"{fmt(statistics.mean(xs))} ± {(sd_fmt or fmt)(statistics.stdev(xs))}"
 
 
 def main():
@@ -56,7 +57,7 @@ def main():
             lines.append(
                 f"| {opt} | {label} | {', '.join(str(r['seed']) for r in rs)} | "
                 f"{spread([r['baseline_test'] for r in rs], f3)} | {spread([r['optimized_test'] for r in ok], f3)} | "
-                f"{spread(deltas, lambda x: f'{x:+.3f}')} | "
+                f"{spread(deltas, lambda x: f'{x:+.3f}', f3)} | "
                 f"{spread([r['lm_calls'] for r in rs], f0)} ({spread([r['provider_calls'] for r in rs], f0)}) | "
                 f"{spread([r['prompt_tokens'] + r['completion_tokens'] for r in rs], f0)} | "
                 f"{spread([r['wall_secs'] for r in rs], f0)} |"

@@ -16,7 +16,8 @@
 # (`skill-fleet metrics score` for DSPy's predictions).
 #
 # Usage: bash bench/quality_vs_dspy.sh
-# Env: SEEDS="1 2 3", OPTIMIZERS="bootstrap miprov2", LOCAL_SEEDS="1", THREADS=4
+# Env: SEEDS="1 2 3", OPTIMIZERS="bootstrap miprov2", LOCAL_SEEDS="1" (empty: none), THREADS=4,
+#      KEEP=1 (add runs to existing seed directories instead of starting them afresh)
 set -euo pipefail
 {
 cd "$(dirname "$0")/.."
@@ -104,9 +105,12 @@ fresh_db() { # db seed
 start_server
 for seed in $SEEDS; do
   dir=$OUT/s$seed
-  rm -rf "$dir"
-  mkdir -p "$dir/pred"
-  fresh_db "$dir/ours-server.db" "$seed"
+  # KEEP=1 adds runs to an existing seed (e.g. MIPROv2 after bootstrap) and keeps its caches.
+  if [ "${KEEP:-0}" != 1 ] || [ ! -f "$dir/ours-server.db" ]; then
+    rm -rf "$dir"
+    mkdir -p "$dir/pred"
+    fresh_db "$dir/ours-server.db" "$seed"
+  fi
   # The split both sides use, as trainset indexes.
   "$BIN" --db "$dir/ours-server.db" --json sql \
     "SELECT e.idx AS idx, a.part AS part FROM split_assignments a JOIN examples e ON e.id = a.example_id WHERE a.split_id = (SELECT MAX(id) FROM splits) ORDER BY e.idx" \
@@ -133,7 +137,9 @@ stop_server
 for seed in $LOCAL_SEEDS; do
   dir=$OUT/s$seed
   mkdir -p "$dir"
-  fresh_db "$dir/ours-local.db" "$seed"
+  if [ "${KEEP:-0}" != 1 ] || [ ! -f "$dir/ours-local.db" ]; then
+    fresh_db "$dir/ours-local.db" "$seed"
+  fi
   for opt in $OPTIMIZERS; do
     echo "== seed $seed $opt: ours in-process ($(date -u +%H:%M:%S))"
     ours ours-local "$dir/ours-local.db" "" "$opt" "$seed" "$dir/ours-local-$opt.json"

@@ -1,5 +1,7 @@
 //! The embedded local model (issue 3): real GGUF inference through llama.cpp.
 //! Needs `models/gemma-3-270m-q4_k_m.gguf` (scripts/setup.sh assembles it).
+//! Built only with the `local` feature (the default): they run the embedded model.
+#![cfg(feature = "local")]
 
 mod common;
 

@@ -1,5 +1,7 @@
 //! Issue 5: optimizations against the real local model and a real SQLite file:
 //! kill -9 mid-run and resume, reproducibility by seed, eval and predict.
+//! Built only with the `local` feature (the default): they run the embedded model.
+#![cfg(feature = "local")]
 
 mod common;
 

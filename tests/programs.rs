@@ -362,13 +362,12 @@ async fn validation_failures_are_retried_then_fall_back() {
         .unwrap();
     assert_eq!(pred.outputs["name"], "tokio-select");
     assert_eq!(pred.traces[0].failures.len(), 1);
-    let seen = s.seen.lock().unwrap();
+    let retry_rollout = s.seen.lock().unwrap()[1].rollout_id.clone();
     assert_eq!(
-        seen[1].rollout_id.as_deref(),
+        retry_rollout.as_deref(),
         Some("validation-retry-1"),
         "a retry must not hit the cache"
     );
-    drop(seen);
     // Both answers bad: the configured fallback is used and marked.
     let (_, lm) = client(&["garbage", "more garbage"]);
     let pred = run_program(&spec, &constants(), &lm, &input(), &CallContext::default())

@@ -320,7 +320,9 @@ mod tests {
             mean_score: None,
             status: "running".into(),
         };
-        let evs = s.insert_evaluations_bulk(&[ev.clone(), ev]).unwrap();
+        let evs = s
+            .insert_evaluations_bulk(&[ev.clone(), ev.clone()])
+            .unwrap();
         let rows: Vec<ScoreRow> = (0..n_examples as i64)
             .map(|i| ScoreRow {
                 example_id: i + 1,
@@ -355,20 +357,7 @@ mod tests {
         };
         let mut with_bad = rows.clone();
         with_bad.push(bad);
-        let evs2 = s
-            .insert_evaluations_bulk(&[EvaluationRow {
-                id: 0,
-                run_id: run,
-                candidate_id: None,
-                version_id: None,
-                split: "val".into(),
-                kind: "full".into(),
-                metric: "m".into(),
-                n: 1,
-                mean_score: None,
-                status: "running".into(),
-            }])
-            .unwrap();
+        let evs2 = s.insert_evaluations_bulk(&[ev]).unwrap();
         let err = s.insert_scores_bulk(evs2[0], &with_bad).unwrap_err();
         assert!(err.to_string().contains("examples row 9999"), "{err}");
         assert!(s.scores(evs2[0]).unwrap().is_empty());
