@@ -436,6 +436,7 @@ async fn score_predictions(
     let m = metrics::resolve(metric, &config.metrics, None)?;
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading predictions {}", path.display()))?;
+    let by_idx: std::collections::HashMap<i64, _> = rows.iter().map(|r| (r.idx, r)).collect();
     let mut scored = Vec::new();
     for (n, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
@@ -448,7 +449,7 @@ async fn score_predictions(
                 n + 1
             )
         })?;
-        let example = rows.iter().find(|r| r.idx == p.idx).ok_or_else(|| {
+        let example = by_idx.get(&p.idx).ok_or_else(|| {
             anyhow!(
                 "{}:{}: idx {} is not an example of trainset `{}` (it has {} examples, idx 0..{})",
                 path.display(),
