@@ -136,40 +136,51 @@ fn insert_scores_checked(conn: &mut rusqlite::Connection, rows: &[(i64, &ScoreRo
         }
         const HEAD: &str = "INSERT OR REPLACE INTO scores \
             (evaluation_id, example_id, score, feedback, prediction_json, error) VALUES ";
-        let mut chunks = rows.chunks_exact(ROWS_PER_STATEMENT);
-        if rows.len() >= ROWS_PER_STATEMENT {
-            let mut stmt = tx.prepare_cached(&multi_row_insert(HEAD, 6, ROWS_PER_STATEMENT))?;
-            for chunk in &mut chunks {
-                let mut values: Vec<&dyn ToSql> = Vec::with_capacity(6 * chunk.len());
-                for (e, r) in chunk {
-                    values.extend([
-                        e as &dyn ToSql,
-                        &r.example_id,
-                        &r.score,
-                        &r.feedback,
-                        &r.prediction_json,
-                        &r.error,
-                    ]);
-                }
-                stmt.execute(params_from_iter(values))?;
-            }
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut stmt = tx.prepare_cached(&multi_row_insert(HEAD, 6, 1))?;
-            for (e, r) in rest {
-                stmt.execute(params![
-                    e,
-                    r.example_id,
-                    r.score,
-                    r.feedback,
-                    r.prediction_json,
-                    r.error
-                ])?;
-            }
-        }
+        insert_chunked(&tx, HEAD, 6, rows, |(e, r), v| {
+            v.extend([
+                e as &dyn ToSql,
+                &r.example_id,
+                &r.score,
+                &r.feedback,
+                &r.prediction_json,
+                &r.error,
+            ])
+        })?;
     }
     tx.commit()?;
+    Ok(())
+}
+
+/// Inserts `rows` through multi-row statements of [`ROWS_PER_STATEMENT`] rows
+/// (single-row statements for the remainder); `bind` appends one row's
+/// `columns` values in `head`'s column order.
+pub(crate) fn insert_chunked<'a, T>(
+    tx: &rusqlite::Transaction,
+    head: &str,
+    columns: usize,
+    rows: &'a [T],
+    bind: impl Fn(&'a T, &mut Vec<&'a dyn ToSql>),
+) -> Result<()> {
+    let mut chunks = rows.chunks_exact(ROWS_PER_STATEMENT);
+    if rows.len() >= ROWS_PER_STATEMENT {
+        let mut stmt = tx.prepare_cached(&multi_row_insert(head, columns, ROWS_PER_STATEMENT))?;
+        for chunk in &mut chunks {
+            let mut values = Vec::with_capacity(columns * chunk.len());
+            for r in chunk {
+                bind(r, &mut values);
+            }
+            stmt.execute(params_from_iter(values))?;
+        }
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut stmt = tx.prepare_cached(&multi_row_insert(head, columns, 1))?;
+        for r in rest {
+            let mut values = Vec::with_capacity(columns);
+            bind(r, &mut values);
+            stmt.execute(params_from_iter(values))?;
+        }
+    }
     Ok(())
 }
 
@@ -179,7 +190,7 @@ fn insert_scores_checked(conn: &mut rusqlite::Connection, rows: &[(i64, &ScoreRo
 pub const ROWS_PER_STATEMENT: usize = 32;
 
 /// `HEAD` followed by `rows` groups of `columns` numbered placeholders.
-pub(crate) fn multi_row_insert(head: &str, columns: usize, rows: usize) -> String {
+fn multi_row_insert(head: &str, columns: usize, rows: usize) -> String {
     let mut sql = String::with_capacity(head.len() + rows * columns * 5);
     sql.push_str(head);
     for r in 0..rows {

@@ -1,10 +1,10 @@
 //! Typed queries for the LM layer: the persistent cache and trace rows.
 
-use super::bulk::{multi_row_insert, ROWS_PER_STATEMENT};
+use super::bulk::insert_chunked;
 use super::Store;
 use crate::error::Result;
 use crate::util::now;
-use rusqlite::{params, params_from_iter, OptionalExtension, ToSql};
+use rusqlite::{params, OptionalExtension, ToSql};
 
 /// One LM call as recorded in `traces`.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -46,30 +46,10 @@ impl Store {
         let tx = self.conn.transaction()?;
         {
             let at = now();
-            // Many rows per statement, as in `bulk.rs`.
-            let mut chunks = rows.chunks_exact(ROWS_PER_STATEMENT);
-            if rows.len() >= ROWS_PER_STATEMENT {
-                let mut stmt =
-                    tx.prepare_cached(&multi_row_insert(HEAD, COLUMNS, ROWS_PER_STATEMENT))?;
-                for chunk in &mut chunks {
-                    let mut v: Vec<&dyn ToSql> = Vec::with_capacity(COLUMNS * chunk.len());
-                    for r in chunk {
-                        trace_values(r, &mut v);
-                        v.push(&at);
-                    }
-                    stmt.execute(params_from_iter(v))?;
-                }
-            }
-            let rest = chunks.remainder();
-            if !rest.is_empty() {
-                let mut stmt = tx.prepare_cached(&multi_row_insert(HEAD, COLUMNS, 1))?;
-                for r in rest {
-                    let mut v: Vec<&dyn ToSql> = Vec::with_capacity(COLUMNS);
-                    trace_values(r, &mut v);
-                    v.push(&at);
-                    stmt.execute(params_from_iter(v))?;
-                }
-            }
+            insert_chunked(&tx, HEAD, COLUMNS, rows, |r, v| {
+                trace_values(r, v);
+                v.push(&at);
+            })?;
         }
         tx.commit()?;
         Ok(())
@@ -165,6 +145,7 @@ fn trace_values<'a>(r: &'a TraceRow, out: &mut Vec<&'a dyn ToSql>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::bulk::ROWS_PER_STATEMENT;
 
     /// More traces than one multi-row statement holds (plus a remainder) are
     /// all stored, each with its own values.
