@@ -99,6 +99,11 @@ def main():
     ap.add_argument("--bin", default=os.path.join(ROOT, "target/debug/skill-fleet"))
     ap.add_argument("--threads", type=int, default=4)
     ap.add_argument("--max-tokens", type=int, default=256)
+    ap.add_argument(
+        "--no-stop",
+        action="store_true",
+        help="send no stop sequence (DSPy's default; every call then runs to --max-tokens on the base model)",
+    )
     a = ap.parse_args()
 
     os.environ.setdefault("DSPY_CACHEDIR", a.cache_dir)
@@ -168,6 +173,11 @@ def main():
     def metric(gold, pred, trace=None):
         return skill_comprehensive(as_dict(gold), as_dict(pred))
 
+    # ChatAdapter ends an answer with this marker and ignores what follows, so
+    # stopping there changes no parsed field; a base model otherwise keeps
+    # writing to max_tokens. Our side stops after its last field the same way.
+    stop = [] if a.no_stop else ["[[ ## completed ## ]]"]
+    lm_kwargs = {"stop": stop} if stop else {}
     lm = dspy.LM(
         "openai/gemma-3-270m",
         api_base=f"http://127.0.0.1:{a.port}/v1",
@@ -177,6 +187,7 @@ def main():
         max_tokens=a.max_tokens,
         num_retries=3,
         cache=True,
+        **lm_kwargs,
     )
     dspy.configure(lm=lm)
 
@@ -250,6 +261,8 @@ def main():
         "n_train": len(train),
         "n_val": len(val),
         "n_test": len(test),
+        "max_tokens": a.max_tokens,
+        "stop": stop,
         "baseline_test": base_test,
         "optimized_test": opt_test,
         "baseline_test_fallbacks": base_fallbacks,

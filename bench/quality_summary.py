@@ -15,6 +15,9 @@ import sys
 SIDES = [
     ("ours-server", "skill-fleet via llama-server"),
     ("dspy", "DSPy via llama-server"),
+    # Earlier runs without a stop sequence (dspy_quality.py --no-stop), kept as
+    # dspy-nostop-OPT.json.
+    ("dspy-nostop", "DSPy via llama-server, no stop sequence"),
     ("ours-local", "skill-fleet in-process (`local`)"),
 ]
 

@@ -17,7 +17,8 @@
 #
 # Usage: bash bench/quality_vs_dspy.sh
 # Env: SEEDS="1 2 3", OPTIMIZERS="bootstrap miprov2", LOCAL_SEEDS="1" (empty: none), THREADS=4,
-#      KEEP=1 (add runs to existing seed directories instead of starting them afresh)
+#      KEEP=1 (add runs to existing seed directories instead of starting them afresh),
+#      SIDES="ours dspy" (which llama-server sides to run; with KEEP=1, e.g. SIDES=dspy reruns DSPy only)
 set -euo pipefail
 {
 cd "$(dirname "$0")/.."
@@ -28,6 +29,8 @@ SEEDS=${SEEDS:-"1 2 3"}
 OPTIMIZERS=${OPTIMIZERS:-"bootstrap miprov2"}
 LOCAL_SEEDS=${LOCAL_SEEDS-"1"}  # empty: no in-process runs
 THREADS=${THREADS:-4}
+SIDES=${SIDES:-"ours dspy"}
+side() { [[ " $SIDES " == *" $1 "* ]]; }
 BIN=target/debug/skill-fleet
 PY=bench/.venv/bin/python
 MODEL=models/gemma-3-270m-q4_k_m.gguf
@@ -37,7 +40,7 @@ cargo build --all-targets --quiet
 if [ ! -x "$PY" ] || ! "$PY" -c "import dspy, yaml" 2>/dev/null; then
   python3 -m venv bench/.venv
   "$PY" -m pip install --quiet --upgrade pip
-  "$PY" -m pip install --quiet dspy pyyaml
+  "$PY" -m pip install --quiet "dspy==3.4.1" pyyaml
 fi
 bash bench/build_llama_server.sh >/dev/null
 
@@ -124,9 +127,15 @@ for r in rows:
 json.dump(out, open(sys.argv[1], "w"))
 print({k: len(v) for k, v in out.items()})' "$dir/split.json"
   for opt in $OPTIMIZERS; do
-    echo "== seed $seed $opt: ours via llama-server ($(date -u +%H:%M:%S))"
-    ours ours-server "$dir/ours-server.db" "$OUT/config-server.yaml" "$opt" "$seed" "$dir/ours-server-$opt.json"
+    if side ours; then
+      echo "== seed $seed $opt: ours via llama-server ($(date -u +%H:%M:%S))"
+      ours ours-server "$dir/ours-server.db" "$OUT/config-server.yaml" "$opt" "$seed" "$dir/ours-server-$opt.json"
+    fi
+    side dspy || continue
     echo "== seed $seed $opt: DSPy via llama-server ($(date -u +%H:%M:%S))"
+    # A fresh DSPy cache per run of its side, so a rerun (e.g. with other LM
+    # settings) is measured cold, as the first was.
+    [ -f "$dir/dspy-$opt.json" ] && rm -rf "$dir/dspy_cache"
     "$PY" bench/dspy_quality.py --optimizer "$opt" --seed "$seed" --split "$dir/split.json" --port "$PORT" \
       --out "$dir/dspy-$opt.json" --cache-dir "$dir/dspy_cache" --predictions-dir "$dir/pred" \
       --db "$dir/ours-server.db" --threads "$THREADS" > "$dir/dspy-$opt.log" 2>&1 \
