@@ -22,10 +22,10 @@ if [ -x "$BIN" ]; then
 fi
 PY_SDIST_VERSION=0.3.36
 SYS_VERSION=$(awk '/^name = "llama-cpp-sys-2"/{getline; gsub(/[^0-9.]/, ""); print; exit}' Cargo.lock)
-SYS=$(ls -d "$HOME"/.cargo/registry/src/*/llama-cpp-sys-2-"$SYS_VERSION" 2>/dev/null | head -1 || true)
+SYS=$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/llama-cpp-sys-2-"$SYS_VERSION" 2>/dev/null | head -1 || true)
 if [ -z "$SYS" ]; then
   cargo fetch --quiet
-  SYS=$(ls -d "$HOME"/.cargo/registry/src/*/llama-cpp-sys-2-"$SYS_VERSION" | head -1)
+  SYS=$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/llama-cpp-sys-2-"$SYS_VERSION" | head -1)
 fi
 echo "llama-server: llama.cpp core from $SYS"
 
