@@ -32,7 +32,24 @@ echo "llama-server: llama.cpp core from $SYS"
 mkdir -p "$OUT/dl"
 SDIST=$OUT/dl/llama_cpp_python-$PY_SDIST_VERSION.tar.gz
 if [ ! -s "$SDIST" ]; then
-  python3 -m pip download --quiet --no-deps --no-binary :all: -d "$OUT/dl" "llama-cpp-python==$PY_SDIST_VERSION"
+  # The file itself, from PyPI's simple index, checked against its sha256.
+  # (`pip download --no-binary :all:` would build the sdist's build
+  # dependencies from source, CMake included, which takes half an hour here.)
+  python3 - "$PY_SDIST_VERSION" "$SDIST" <<'EOF'
+import hashlib, re, sys, urllib.request
+version, out = sys.argv[1], sys.argv[2]
+name = f"llama_cpp_python-{version}.tar.gz"
+index = urllib.request.urlopen("https://pypi.org/simple/llama-cpp-python/", timeout=60).read().decode()
+m = re.search(r'href="([^"#]*/' + re.escape(name) + r')#sha256=([0-9a-f]{64})"', index)
+if not m:
+    sys.exit(f"{name} not found on https://pypi.org/simple/llama-cpp-python/")
+data = urllib.request.urlopen(m.group(1), timeout=300).read()
+if hashlib.sha256(data).hexdigest() != m.group(2):
+    sys.exit(f"{name}: sha256 mismatch")
+with open(out + ".part", "wb") as f:
+    f.write(data)
+EOF
+  mv "$SDIST.part" "$SDIST"
 fi
 PY=llama_cpp_python-$PY_SDIST_VERSION/vendor/llama.cpp
 rm -rf "$OUT/dl/extract" && mkdir -p "$OUT/dl/extract"
