@@ -18,6 +18,7 @@
 # Usage: bash bench/quality_vs_dspy.sh
 # Env: SEEDS="1 2 3", OPTIMIZERS="bootstrap miprov2", LOCAL_SEEDS="1" (empty: none), THREADS=4,
 #      KEEP=1 (add runs to existing seed directories instead of starting them afresh),
+#      SKILL_FLEET_BIN (a built binary to use instead of building target/debug/skill-fleet),
 #      SIDES="ours dspy" (which llama-server sides to run; with KEEP=1, e.g. SIDES=dspy reruns DSPy only)
 set -euo pipefail
 {
@@ -31,12 +32,14 @@ LOCAL_SEEDS=${LOCAL_SEEDS-"1"}  # empty: no in-process runs
 THREADS=${THREADS:-4}
 SIDES=${SIDES:-"ours dspy"}
 side() { [[ " $SIDES " == *" $1 "* ]]; }
-BIN=target/debug/skill-fleet
+# SKILL_FLEET_BIN: an already built binary (bench/run_all.sh passes its
+# optimized one); otherwise the dev build, made here.
+BIN=${SKILL_FLEET_BIN:-target/debug/skill-fleet}
 PY=bench/.venv/bin/python
 MODEL=models/gemma-3-270m-q4_k_m.gguf
 
 bash scripts/setup.sh >/dev/null
-cargo build --all-targets --quiet
+[ -n "${SKILL_FLEET_BIN:-}" ] || cargo build --all-targets --quiet
 if [ ! -x "$PY" ] || ! "$PY" -c "import dspy, yaml" 2>/dev/null; then
   python3 -m venv bench/.venv
   "$PY" -m pip install --quiet --upgrade pip
@@ -138,7 +141,7 @@ print({k: len(v) for k, v in out.items()})' "$dir/split.json"
     [ -f "$dir/dspy-$opt.json" ] && rm -rf "$dir/dspy_cache"
     "$PY" bench/dspy_quality.py --optimizer "$opt" --seed "$seed" --split "$dir/split.json" --port "$PORT" \
       --out "$dir/dspy-$opt.json" --cache-dir "$dir/dspy_cache" --predictions-dir "$dir/pred" \
-      --db "$dir/ours-server.db" --threads "$THREADS" > "$dir/dspy-$opt.log" 2>&1 \
+      --db "$dir/ours-server.db" --bin "$BIN" --threads "$THREADS" > "$dir/dspy-$opt.log" 2>&1 \
       || { echo "DSPy run failed; see $dir/dspy-$opt.log" >&2; tail -5 "$dir/dspy-$opt.log" >&2; }
   done
 done

@@ -100,7 +100,7 @@ step "build the Rust benchmarks (dev profile, our crate optimized)"
 # The exact executables of this build (target/debug/examples/NAME is shared with
 # plain dev builds, e.g. `cargo test --all-targets`), copied out of target/.
 nice -n 10 cargo build --quiet --message-format=json-render-diagnostics \
-  --example tracker --example overhead --example lm_local "${CARGO_OPT[@]}" >"$OUT/cargo-artifacts.jsonl"
+  --bin skill-fleet --example tracker --example overhead --example lm_local "${CARGO_OPT[@]}" >"$OUT/cargo-artifacts.jsonl"
 EX=$OUT/bin
 mkdir -p "$EX"
 python3 - "$OUT/cargo-artifacts.jsonl" "$EX" <<'EOF'
@@ -108,10 +108,10 @@ import json, shutil, sys
 found = set()
 for line in open(sys.argv[1]):
     m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and "example" in m["target"]["kind"]:
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and {"example", "bin"} & set(m["target"]["kind"]):
         shutil.copy2(m["executable"], f"{sys.argv[2]}/{m['target']['name']}")
         found.add(m["target"]["name"])
-assert found == {"tracker", "overhead", "lm_local"}, found
+assert found == {"skill-fleet", "tracker", "overhead", "lm_local"}, found
 EOF
 
 if want A; then
@@ -143,7 +143,8 @@ if want D; then
   # Default: BootstrapFewShot, seed 1, all three sides (~20 min). The 3-seed
   # table: D_SEEDS="1 2 3"; MIPROv2 light: D_OPTIMIZERS="bootstrap miprov2".
   step "D: optimization quality, skill-fleet vs DSPy"
-  SEEDS="${D_SEEDS:-1}" OPTIMIZERS="${D_OPTIMIZERS:-bootstrap}" LOCAL_SEEDS="${D_LOCAL_SEEDS:-1}" \
+  # Part D runs the same optimized binary (no second compile of our crate).
+  SKILL_FLEET_BIN="$EX/skill-fleet" SEEDS="${D_SEEDS:-1}" OPTIMIZERS="${D_OPTIMIZERS:-bootstrap}" LOCAL_SEEDS="${D_LOCAL_SEEDS:-1}" \
     timeout 10800 bash bench/quality_vs_dspy.sh
 fi
 
