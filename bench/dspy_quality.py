@@ -173,9 +173,10 @@ def main():
     def metric(gold, pred, trace=None):
         return skill_comprehensive(as_dict(gold), as_dict(pred))
 
-    # ChatAdapter ends an answer with this marker and ignores what follows, so
-    # stopping there changes no parsed field; a base model otherwise keeps
+    # ChatAdapter ends an answer with this marker; a base model otherwise keeps
     # writing to max_tokens. Our side stops after its last field the same way.
+    # Fields the model writes only after the marker are lost with the stop
+    # (docs/benchmarks.md, part D, measures both settings).
     stop = [] if a.no_stop else ["[[ ## completed ## ]]"]
     lm_kwargs = {"stop": stop} if stop else {}
     lm = dspy.LM(

@@ -37,6 +37,8 @@ def main():
     doc = sys.argv[2] if len(sys.argv) > 2 else "docs/benchmarks.md"
     runs = {}
     for path in sorted(glob.glob(os.path.join(out, "s*", "*.json"))):
+        if not re.fullmatch(r"s\d+", os.path.basename(os.path.dirname(path))):
+            continue  # e.g. s1.20261127-074800, a seed directory moved aside
         name = os.path.basename(path)[:-5]
         side, _, opt = name.rpartition("-")
         if side not in dict(SIDES):

@@ -16,7 +16,7 @@
 # (`skill-fleet metrics score` for DSPy's predictions).
 #
 # Usage: bash bench/quality_vs_dspy.sh
-# Env: SEEDS="1 2 3", OPTIMIZERS="bootstrap miprov2", LOCAL_SEEDS="1" (empty: none), THREADS=4,
+# Env: SEEDS="1 2 3" (empty: none), OPTIMIZERS="bootstrap miprov2", LOCAL_SEEDS="1" (empty: none), THREADS=4,
 #      KEEP=1 (add runs to existing seed directories instead of starting them afresh),
 #      SKILL_FLEET_BIN (a built binary to use instead of building target/debug/skill-fleet),
 #      SIDES="ours dspy" (which llama-server sides to run; with KEEP=1, e.g. SIDES=dspy reruns DSPy only)
@@ -26,7 +26,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 OUT=bench/out/cmp
 mkdir -p "$OUT"
-SEEDS=${SEEDS:-"1 2 3"}
+SEEDS=${SEEDS-"1 2 3"}  # empty: no llama-server runs
 OPTIMIZERS=${OPTIMIZERS:-"bootstrap miprov2"}
 LOCAL_SEEDS=${LOCAL_SEEDS-"1"}  # empty: no in-process runs
 THREADS=${THREADS:-4}
@@ -113,7 +113,8 @@ for seed in $SEEDS; do
   dir=$OUT/s$seed
   # KEEP=1 adds runs to an existing seed (e.g. MIPROv2 after bootstrap) and keeps its caches.
   if [ "${KEEP:-0}" != 1 ] || [ ! -f "$dir/ours-server.db" ]; then
-    rm -rf "$dir"
+    # An earlier seed directory is moved aside, never deleted.
+    [ -d "$dir" ] && mv "$dir" "$dir.$(date -u +%Y%m%d-%H%M%S)"
     mkdir -p "$dir/pred"
     fresh_db "$dir/ours-server.db" "$seed"
   fi
