@@ -186,8 +186,9 @@ def bench_mlflow_batched(a):
             metrics.append(Metric("val_score", sum(scores) / len(scores), ts, c))
             tags.append(RunTag(f"origin.{c}", "baseline" if c == 0 else f"trial-{c}"))
         # MLflow accepts at most 1,000 metrics and 100 tags per log_batch.
-        for i in range(0, max(len(metrics), len(tags)), 1000):
-            client.log_batch(run, metrics=metrics[i : i + 1000], tags=tags[i // 10 : i // 10 + 100])
+        batches = max(-(-len(metrics) // 1000), -(-len(tags) // 100))
+        for k in range(batches):
+            client.log_batch(run, metrics=metrics[k * 1000 : (k + 1) * 1000], tags=tags[k * 100 : (k + 1) * 100])
         client.set_terminated(run)
         runs.append(run)
     secs = time.perf_counter() - t0

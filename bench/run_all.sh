@@ -12,7 +12,7 @@
 # included (the figure is in docs/benchmarks.md, "Reproducing").
 #
 # Part D by default runs one seed of BootstrapFewShot; the 3-seed table and
-# MIPROv2 (about 35 min per seed for DSPy alone) are opt-in:
+# MIPROv2 (about 40 min more per seed) are opt-in:
 #   D_SEEDS="1 2 3" D_OPTIMIZERS="bootstrap miprov2" bash bench/run_all.sh
 #
 # Knobs (environment): BENCH_ONLY, MLFLOW_RUNS (default 50 of 1,000), MLFLOW_BATCHED_RUNS (200),
@@ -89,12 +89,13 @@ if ! "$PY" -c "import mlflow, optuna, dspy, httpx, yaml" 2>/dev/null; then
 fi
 "$PY" -c "import mlflow, optuna, dspy; print('mlflow', mlflow.__version__, 'optuna', optuna.__version__, 'dspy', dspy.__version__)"
 
+# Build tools (cmake, clang) and the model, when missing: the llama-server and
+# Rust builds below need them.
+bash scripts/setup.sh
 if want C; then
   step "peers: llama-server"
   timeout 3600 bash bench/build_llama_server.sh
 fi
-# Build tools (cmake, clang) and the model, when missing.
-bash scripts/setup.sh
 
 step "build the Rust benchmarks (dev profile, our crate optimized)"
 # The exact executables of this build (target/debug/examples/NAME is shared with
