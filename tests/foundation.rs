@@ -299,6 +299,10 @@ fn sql_refuses_writes_and_changes_nothing() {
         assert!(stderr.contains("error"), "{q}: {stderr}");
     }
     assert!(!other.exists(), "ATTACH created a file");
+    // A bad statement is reported once, not once per error in the chain.
+    let out = cli(&db, &["sql", "SELEC 1"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.matches("syntax error").count(), 1, "{stderr}");
     assert_eq!(counts(&db), before);
     let s = Store::open(&db).unwrap();
     let uv: i64 = s

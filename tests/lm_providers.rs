@@ -48,6 +48,8 @@ enum Fault {
     Hang(Duration),
     /// 200 with a body that is not JSON.
     Malformed,
+    /// 200 with Gemini's answer to a blocked prompt: no candidates, a block reason.
+    Blocked,
     /// 200 whose Content-Length promises more bytes than are sent (raw server only).
     Truncated,
 }
@@ -248,6 +250,11 @@ async fn handle(
             json_response(StatusCode::OK, success_body(&path, s.label, n))
         }
         Fault::Malformed => json_response(StatusCode::OK, "{not json".into()),
+        Fault::Blocked => json_response(
+            StatusCode::OK,
+            json!({"promptFeedback": {"blockReason": "SAFETY"}, "usageMetadata": {"promptTokenCount": 9}})
+                .to_string(),
+        ),
         // Not expressible through axum; a non-retryable status makes misuse obvious.
         Fault::Truncated => json_response(
             StatusCode::IM_A_TEAPOT,
@@ -683,6 +690,23 @@ async fn a_truncated_body_is_retried_and_never_panics() {
     let out = call(&gclient, &user("cut once")).await.unwrap();
     assert_eq!(out.attempts, 2);
     assert_eq!(out.response.text(), answer("graw", 2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gemini_refusal_is_not_retried() {
+    // A blocked prompt gets the same refusal every time; retrying it only
+    // spends quota (it used to be taken for a malformed body and retried).
+    let server = FakeServer::start("gemini", vec![Fault::Blocked], Fault::Ok).await;
+    let traced = Traced::new();
+    let client = gemini(&server, "task", retry(3, 5)).with_tracer(traced.tracer.sink());
+    let err = call(&client, &user("something unsafe")).await.unwrap_err();
+    match &err {
+        LmError::Provider(msg) => assert!(msg.contains("prompt blocked (SAFETY)"), "{msg}"),
+        other => panic!("expected a provider refusal, got {other:?}"),
+    }
+    assert!(!err.is_retryable());
+    assert_eq!(server.hits(), 1);
+    traced.expect(&[(1, Some("prompt blocked (SAFETY)"))]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

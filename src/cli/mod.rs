@@ -113,10 +113,29 @@ pub fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_report(&e));
             ExitCode::from(1)
         }
     }
+}
+
+/// The error and its causes on one line, like `{:#}`, but a cause whose text
+/// the line already holds is left out: library errors such as
+/// `database error: {0}` show their source in their own message, and `{:#}`
+/// would print it a second time.
+pub fn error_report(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 /// Runs a parsed command line.
@@ -145,6 +164,25 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn a_cause_already_in_the_message_is_reported_once() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        let db = conn.prepare("SELEC 1").unwrap_err();
+        let e = Err::<(), _>(crate::error::Error::from(db))
+            .context("running the query")
+            .unwrap_err();
+        let line = error_report(&e);
+        assert_eq!(line.matches("syntax error").count(), 1, "{line}");
+        assert!(
+            line.starts_with("running the query: database error: near \"SELEC\""),
+            "{line}"
+        );
+        // A cause that adds something is kept.
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let e = anyhow::Error::new(io).context("reading t.json");
+        assert_eq!(error_report(&e), "reading t.json: no such file");
+    }
 
     /// clap checks argument names only when a subcommand is parsed; this checks
     /// them all (a `--version` argument once clashed with the version flag).

@@ -115,6 +115,13 @@ impl LanguageModel for GeminiModel {
                 text.chars().take(200).collect::<String>()
             ))
         })?;
+        if let Some(reason) = blocked(&v) {
+            // A refusal is an answer, not a transient fault: asking again gets
+            // the same refusal, so it is not retried.
+            return Err(LmError::Provider(format!(
+                "Gemini blocked the request: {reason}"
+            )));
+        }
         let candidates = v
             .get("candidates")
             .and_then(Value::as_array)
@@ -144,5 +151,55 @@ impl LanguageModel for GeminiModel {
             prompt_tokens: meta("promptTokenCount"),
             completion_tokens: meta("candidatesTokenCount"),
         })
+    }
+}
+
+/// Why Gemini refused to answer, if it did: the prompt was blocked
+/// (`promptFeedback.blockReason`, no candidates), or every candidate stopped on
+/// a safety-type finish reason without any content.
+fn blocked(v: &Value) -> Option<String> {
+    if let Some(reason) = v
+        .pointer("/promptFeedback/blockReason")
+        .and_then(Value::as_str)
+    {
+        return Some(format!("prompt blocked ({reason})"));
+    }
+    const REFUSALS: [&str; 5] = [
+        "SAFETY",
+        "RECITATION",
+        "BLOCKLIST",
+        "PROHIBITED_CONTENT",
+        "SPII",
+    ];
+    let candidates = v.get("candidates").and_then(Value::as_array)?;
+    let reasons: Vec<&str> = candidates
+        .iter()
+        .filter(|c| c.pointer("/content/parts").is_none())
+        .filter_map(|c| c.get("finishReason").and_then(Value::as_str))
+        .filter(|r| REFUSALS.contains(r))
+        .collect();
+    (!candidates.is_empty() && reasons.len() == candidates.len())
+        .then(|| format!("answer withheld ({})", reasons.join(", ")))
+}
+
+#[cfg(test)]
+mod blocked_tests {
+    use super::blocked;
+    use serde_json::json;
+
+    #[test]
+    fn refusals_are_recognised_and_answers_are_not() {
+        let prompt = json!({"promptFeedback": {"blockReason": "SAFETY"}});
+        assert_eq!(blocked(&prompt).as_deref(), Some("prompt blocked (SAFETY)"));
+        let withheld = json!({"candidates": [{"finishReason": "SAFETY", "index": 0}]});
+        assert_eq!(
+            blocked(&withheld).as_deref(),
+            Some("answer withheld (SAFETY)")
+        );
+        let answered = json!({"candidates": [{"content": {"parts": [{"text": "hi"}]}, "finishReason": "STOP"}]});
+        assert_eq!(blocked(&answered), None);
+        // No content for another reason stays a malformed (retried) response.
+        let empty = json!({"candidates": [{"finishReason": "OTHER"}]});
+        assert_eq!(blocked(&empty), None);
     }
 }

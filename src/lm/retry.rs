@@ -6,7 +6,9 @@ use std::time::Duration;
 
 /// Delay before retry number `attempt` (1-based): `base * 2^(attempt-1)` with
 /// full jitter in [50%, 100%], capped at `max_delay`; a server's Retry-After
-/// wins when it asks for longer.
+/// wins when it asks for longer, up to [`MAX_RETRY_AFTER`]. A longer request
+/// is ignored, as OpenAI's own client does, so that a misbehaving server
+/// cannot park a run for hours; the backoff stands instead.
 pub fn backoff_delay(
     policy: &RetryConfig,
     attempt: u32,
@@ -22,8 +24,13 @@ pub fn backoff_delay(
         rand::thread_rng().gen_range(capped / 2..=capped)
     };
     let delay = Duration::from_millis(jittered);
-    retry_after.map_or(delay, |ra| ra.max(delay))
+    retry_after
+        .filter(|ra| *ra <= MAX_RETRY_AFTER)
+        .map_or(delay, |ra| ra.max(delay))
 }
+
+/// The longest server-requested wait honoured between two attempts.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 /// Parses an HTTP Retry-After header value given in seconds (the common form).
 /// The value comes from the server: one too large for a `Duration` is ignored
@@ -58,6 +65,10 @@ mod tests {
         }
         let ra = backoff_delay(&p, 1, Some(Duration::from_secs(2)));
         assert_eq!(ra, Duration::from_secs(2));
+        assert_eq!(backoff_delay(&p, 1, Some(MAX_RETRY_AFTER)), MAX_RETRY_AFTER);
+        // A day-long Retry-After is ignored: the capped backoff stands.
+        let day = backoff_delay(&p, 9, Some(Duration::from_secs(86_400)));
+        assert!((500..=1000).contains(&day.as_millis()), "{day:?}");
     }
 
     #[test]
