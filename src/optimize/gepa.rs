@@ -388,3 +388,20 @@ fn try_merge(
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_budget_matches_dspy() {
+        // dspy.GEPA(auto="light").auto_budget(num_preds=1, num_candidates=6,
+        // valset_size=28) in DSPy 3.4.1 prints 492: 28 + 6*5 + 10*35 + 3*28.
+        assert_eq!(GepaSettings::new(Auto::Light).budget(1, 28), 492);
+        let fixed = GepaSettings {
+            max_metric_calls: Some(40),
+            ..GepaSettings::new(Auto::Light)
+        };
+        assert_eq!(fixed.budget(1, 28), 40);
+    }
+}

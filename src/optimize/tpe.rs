@@ -110,12 +110,13 @@ fn sample_weighted(rng: &mut ChaCha8Rng, weights: &[f64]) -> usize {
 
 /// MIPROv2's trial count: max(2 · vars · log2(n), 1.5 · n), where `vars` is the
 /// number of searched parameters (instruction and demos per predictor) and `n`
-/// the candidates per parameter.
+/// the candidates per parameter. Truncated to an integer as DSPy does
+/// (`int(...)`), so that `auto` budgets match DSPy's trial for trial.
 pub fn mipro_num_trials(num_vars: usize, n_candidates: usize) -> usize {
     let n = n_candidates.max(1) as f64;
     let a = 2.0 * num_vars as f64 * n.log2();
     let b = 1.5 * n;
-    a.max(b).ceil() as usize
+    a.max(b).trunc() as usize
 }
 
 #[cfg(test)]
@@ -154,12 +155,14 @@ mod tests {
 
     #[test]
     fn trial_count_formula() {
-        // One predictor, instructions + demos = 2 vars, n = 6 (auto light): max(2*2*log2 6, 9) = 10.34 -> 11.
-        assert_eq!(mipro_num_trials(2, 6), 11);
+        // One predictor, instructions + demos = 2 vars, n = 6 (auto light):
+        // max(2*2*log2 6, 9) = 10.34 -> 10, DSPy 3.4.1's `num_trials: 10`
+        // (an earlier version rounded up to 11: one trial more than DSPy).
+        assert_eq!(mipro_num_trials(2, 6), 10);
         // n = 12: max(4 * 3.585, 18) = 18.
         assert_eq!(mipro_num_trials(2, 12), 18);
-        // n = 18, 4 vars: max(8 * 4.17, 27) = 33.4 -> 34.
-        assert_eq!(mipro_num_trials(4, 18), 34);
+        // n = 18, 4 vars: max(8 * 4.17, 27) = 33.4 -> 33.
+        assert_eq!(mipro_num_trials(4, 18), 33);
         assert_eq!(Tpe::n_good(5), 1);
         assert_eq!(Tpe::n_good(100), 10);
         assert_eq!(Tpe::n_good(1000), 25);
