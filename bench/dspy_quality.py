@@ -12,9 +12,10 @@ The metric inside DSPy's optimizers is a Python port of `skill_comprehensive`
 (src/metrics/skill.rs); the reported test scores do not depend on the port:
 the test predictions are written to JSONL and scored by `skill-fleet metrics
 score`, the same Rust metric our side is scored with. The harness also checks
-that the port agrees with the Rust metric on every test prediction.
+that the port agrees with the Rust metric on every test prediction, score and
+feedback text (GEPA reflects on the feedback).
 
-Usage: python bench/dspy_quality.py --optimizer bootstrap|miprov2 --seed S
+Usage: python bench/dspy_quality.py --optimizer bootstrap|miprov2|gepa --seed S
            --split bench/out/cmp/s1/split.json --port 8080 --out result.json
            --cache-dir DIR --predictions-dir DIR [--threads 4]
 """
@@ -86,9 +87,51 @@ def skill_comprehensive(gold, pred):
     return 0.4 * taxonomy_accuracy(gold, pred) + 0.3 * metadata_quality(pred) + 0.3 * style
 
 
+def skill_feedback(gold, pred):
+    """The feedback text our composite metric gives GEPA's reflection
+    (src/metrics/skill.rs, Composite in src/metrics/mod.rs), so both sides
+    reflect on the same words."""
+    g, p = text_of(gold, "taxonomy_path").lower(), text_of(pred, "taxonomy_path").lower()
+    cat = lambda s: s.split("/")[0].strip()
+    tax = taxonomy_accuracy(gold, pred)
+    if tax == 1.0:
+        tax_fb = f"path `{p}` is exact"
+    elif tax == 0.7:
+        tax_fb = f"category `{cat(p)}` is right but path `{p}` should be `{g}`"
+    else:
+        tax_fb = f"path `{p}` is in the wrong category; expected `{g}`"
+    notes = []
+    name = text_of(pred, "name")
+    if not is_kebab_case(name):
+        notes.append(f"name `{name}` is not kebab-case")
+    desc = text_of(pred, "description")
+    if not desc.startswith("Use when"):
+        notes.append('description does not start with "Use when"')
+    words = len(desc.split())
+    if not 10 <= words <= 40:
+        notes.append(f"description has {words} words (want 10-40)")
+    kws = pred.get("keywords")
+    raw = [k if isinstance(k, str) else "" for k in kws] if isinstance(kws, list) else []
+    if not 3 <= len(raw) <= 7:
+        notes.append(f"{len(raw)} keywords (want 3-7)")
+    if not (raw and all(not any(c.isupper() for c in k) for k in raw)):
+        notes.append("keywords are not all lowercase")
+    meta_fb = "; ".join(notes) if notes else "metadata is well-formed"
+    gs, ps = text_of(gold, "skill_style"), text_of(pred, "skill_style")
+    style = 1.0 if gs == ps else 0.0
+    style_fb = f"style `{ps}` is right" if style else f"style `{ps}` should be `{gs}`"
+    return "\n".join(
+        [
+            f"taxonomy_accuracy ({tax:.2f}): {tax_fb}",
+            f"metadata_quality ({metadata_quality(pred):.2f}): {meta_fb}",
+            f"skill_style_alignment ({style:.2f}): {style_fb}",
+        ]
+    )
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--optimizer", required=True, choices=["bootstrap", "miprov2"])
+    ap.add_argument("--optimizer", required=True, choices=["bootstrap", "miprov2", "gepa"])
     ap.add_argument("--seed", type=int, required=True)
     ap.add_argument("--split", required=True, help="JSON {train: [idx], val: [idx], test: [idx]}")
     ap.add_argument("--port", type=int, required=True)
@@ -99,6 +142,7 @@ def main():
     ap.add_argument("--bin", default=os.path.join(ROOT, "target/debug/skill-fleet"))
     ap.add_argument("--threads", type=int, default=4)
     ap.add_argument("--max-tokens", type=int, default=256)
+    ap.add_argument("--max-metric-calls", type=int, help="GEPA budget instead of auto=light (for smoke tests)")
     ap.add_argument(
         "--no-stop",
         action="store_true",
@@ -141,12 +185,15 @@ def main():
     out_names = [f["name"] for f in sig_spec["outputs"]]
 
     class SkillUnderstanding(dspy.Module):
-        def __init__(self):
+        def __init__(self, fallback=True):
             super().__init__()
             self.understand = dspy.Predict(Signature)
             self.failures = 0
+            self.fallback = fallback
 
         def forward(self, categories, task_description):
+            if not self.fallback:
+                return self.understand(categories=categories, task_description=task_description)
             try:
                 return self.understand(categories=categories, task_description=task_description)
             except Exception:
@@ -173,23 +220,29 @@ def main():
     def metric(gold, pred, trace=None):
         return skill_comprehensive(as_dict(gold), as_dict(pred))
 
+    def gepa_metric(gold, pred, trace=None, pred_name=None, pred_trace=None):
+        g, p = as_dict(gold), as_dict(pred)
+        return dspy.Prediction(score=skill_comprehensive(g, p), feedback=skill_feedback(g, p))
+
     # ChatAdapter ends an answer with this marker; a base model otherwise keeps
     # writing to max_tokens. Our side stops after its last field the same way.
     # Fields the model writes only after the marker are lost with the stop
     # (docs/benchmarks.md, part D, measures both settings).
     stop = [] if a.no_stop else ["[[ ## completed ## ]]"]
     lm_kwargs = {"stop": stop} if stop else {}
-    lm = dspy.LM(
-        "openai/gemma-3-270m",
-        api_base=f"http://127.0.0.1:{a.port}/v1",
-        api_key="local",
-        model_type="text",
-        temperature=0.0,
-        max_tokens=a.max_tokens,
-        num_retries=3,
-        cache=True,
-        **lm_kwargs,
-    )
+    def server_lm(**kwargs):
+        """The llama-server, in text-completion mode, cached on disk."""
+        return dspy.LM(
+            "openai/gemma-3-270m",
+            api_base=f"http://127.0.0.1:{a.port}/v1",
+            api_key="local",
+            model_type="text",
+            num_retries=3,
+            cache=True,
+            **kwargs,
+        )
+
+    lm = server_lm(temperature=0.0, max_tokens=a.max_tokens, **lm_kwargs)
     dspy.configure(lm=lm)
 
     def evaluate(program, devset, tag):
@@ -198,12 +251,14 @@ def main():
         path = os.path.join(a.predictions_dir, f"dspy-{a.optimizer}-{a.seed}-{tag}.jsonl")
         fallbacks = 0
         port_scores = {}
+        port_feedback = {}
         with open(path, "w") as f:
             for ex, pred, score in res.results:
                 d = as_dict(pred)
                 d = {k: (v if isinstance(v, (str, list, int, float, bool)) or v is None else str(v)) for k, v in d.items()}
                 fallbacks += bool(getattr(pred, "used_fallback", False))
                 port_scores[ex.idx] = score
+                port_feedback[ex.idx] = skill_feedback(as_dict(ex), d)
                 f.write(json.dumps({"idx": ex.idx, "prediction": d}) + "\n")
         # Score with our Rust metric; check the Python port agrees.
         out = subprocess.run(
@@ -217,6 +272,8 @@ def main():
         for s in scored["scores"]:
             if abs(s["score"] - port_scores[s["idx"]]) > 1e-9:
                 raise SystemExit(f"metric port disagrees on example {s['idx']}: rust {s['score']} python {port_scores[s['idx']]}")
+            if s["feedback"] != port_feedback[s["idx"]]:
+                raise SystemExit(f"feedback port disagrees on example {s['idx']}: rust {s['feedback']!r} python {port_feedback[s['idx']]!r}")
         return scored["mean"], fallbacks
 
     t0 = time.perf_counter()
@@ -224,12 +281,50 @@ def main():
     base_test, base_fallbacks = evaluate(baseline, test, "baseline-test")
     error = None
     optimized = baseline
+    reflection_lm = None
     try:
         if a.optimizer == "bootstrap":
             opt = dspy.BootstrapFewShot(
                 metric=metric, metric_threshold=0.9, max_bootstrapped_demos=4, max_labeled_demos=4, max_rounds=1
             )
             optimized = opt.compile(baseline, trainset=train)
+        elif a.optimizer == "gepa":
+            # Our reflection role's settings (config/config.yaml): sampled at
+            # 0.7, up to 200 tokens; it answers in the ChatAdapter's format
+            # (below), so it stops at the same marker as the task LM.
+            reflection_lm = server_lm(temperature=0.7, max_tokens=200, **lm_kwargs)
+            # Settings a DSPy user needs on a text-completion LM:
+            # - GEPA learns from format failures only when it sees them: the
+            #   program raises its parse errors during optimization (no fallback
+            #   answer), the ChatAdapter does not hand them to its JSONAdapter
+            #   (whose retry LiteLLM's text-completion client refuses before any
+            #   request, so this changes nothing on the wire), and
+            #   add_format_failure_as_feedback shows the failed text and the
+            #   expected format to the reflection LM. Otherwise a minibatch that
+            #   parses nowhere (every example, zero-shot) stops GEPA with "No
+            #   valid predictions found for any module".
+            # - GEPA's default instruction proposer asks through a JSONAdapter,
+            #   i.e. with `response_format`, which that client refuses: every
+            #   proposal would fail. It gets the ChatAdapter instead.
+            from dspy.teleprompt.gepa import InstructionProposer
+
+            chat = dspy.ChatAdapter(use_json_adapter_fallback=False)
+            dspy.configure(adapter=chat)
+            budget = {"max_metric_calls": a.max_metric_calls} if a.max_metric_calls else {"auto": "light"}
+            opt = dspy.GEPA(
+                metric=gepa_metric,
+                **budget,
+                instruction_proposer=InstructionProposer(adapter=chat),
+                reflection_lm=reflection_lm,
+                reflection_minibatch_size=3,
+                use_merge=True,
+                max_merge_invocations=5,
+                add_format_failure_as_feedback=True,
+                num_threads=a.threads,
+                seed=a.seed,
+            )
+            optimized = opt.compile(SkillUnderstanding(fallback=False), trainset=train, valset=val)
+            optimized.fallback = True  # tested like every other program
         else:
             opt = dspy.MIPROv2(
                 metric=metric,
@@ -250,7 +345,7 @@ def main():
     opt_test, opt_fallbacks = evaluate(optimized, test, "optimized-test") if error is None else (None, None)
     wall = time.perf_counter() - t0
 
-    hist = lm.history
+    hist = lm.history + (reflection_lm.history if reflection_lm is not None else [])
     provider = [h for h in hist if not getattr(h["response"], "cache_hit", False)]
     usage = lambda hs, k: sum(int((h.get("usage") or {}).get(k) or 0) for h in hs)
     demos = len(optimized.understand.demos) if error is None else None
@@ -269,6 +364,7 @@ def main():
         "baseline_test_fallbacks": base_fallbacks,
         "optimized_test_fallbacks": opt_fallbacks,
         "demos": demos,
+        "instructions": optimized.understand.signature.instructions if error is None else None,
         "lm_calls": len(hist),
         "provider_calls": len(provider),
         "prompt_tokens": usage(provider, "prompt_tokens"),

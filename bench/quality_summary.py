@@ -52,7 +52,7 @@ def main():
         "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     per_seed = []
-    for opt in ("bootstrap", "miprov2"):
+    for opt in ("bootstrap", "miprov2", "gepa"):
         for side, label in SIDES:
             rs = sorted(runs.get((side, opt), []), key=lambda r: r["seed"])
             if not rs:

@@ -16,7 +16,7 @@
 # (`skill-fleet metrics score` for DSPy's predictions).
 #
 # Usage: bash bench/quality_vs_dspy.sh
-# Env: SEEDS="1 2 3" (empty: none), OPTIMIZERS="bootstrap miprov2", LOCAL_SEEDS="1" (empty: none), THREADS=4,
+# Env: SEEDS="1 2 3" (empty: none), OPTIMIZERS="bootstrap miprov2" (gepa too), LOCAL_SEEDS="1" (empty: none), THREADS=4,
 #      KEEP=1 (add runs to existing seed directories instead of starting them afresh),
 #      SKILL_FLEET_BIN (a built binary to use instead of building target/debug/skill-fleet),
 #      SIDES="ours dspy" (which llama-server sides to run; with KEEP=1, e.g. SIDES=dspy reruns DSPy only)
@@ -113,8 +113,9 @@ for seed in $SEEDS; do
   dir=$OUT/s$seed
   # KEEP=1 adds runs to an existing seed (e.g. MIPROv2 after bootstrap) and keeps its caches.
   if [ "${KEEP:-0}" != 1 ] || [ ! -f "$dir/ours-server.db" ]; then
-    # An earlier seed directory is moved aside, never deleted.
-    [ -d "$dir" ] && mv "$dir" "$dir.$(date -u +%Y%m%d-%H%M%S)"
+    # Without KEEP, an earlier seed directory is moved aside, never deleted;
+    # with KEEP, its results stay and the new database joins them.
+    if [ "${KEEP:-0}" != 1 ] && [ -d "$dir" ]; then mv "$dir" "$dir.$(date -u +%Y%m%d-%H%M%S)"; fi
     mkdir -p "$dir/pred"
     fresh_db "$dir/ours-server.db" "$seed"
   fi
