@@ -11,9 +11,9 @@
 # docs/benchmarks.md the whole default run takes under 60 minutes, installs
 # included (the figure is in docs/benchmarks.md, "Reproducing").
 #
-# Part D by default runs one seed of BootstrapFewShot; the 3-seed table and
-# MIPROv2 (about 40 min more per seed) are opt-in:
-#   D_SEEDS="1 2 3" D_OPTIMIZERS="bootstrap miprov2" bash bench/run_all.sh
+# Part D by default runs one seed of BootstrapFewShot; the 3-seed table,
+# MIPROv2 (about 40 min more per seed) and GEPA (about 60) are opt-in:
+#   D_SEEDS="1 2 3" D_OPTIMIZERS="bootstrap miprov2 gepa" bash bench/run_all.sh
 #
 # Knobs (environment): BENCH_ONLY, MLFLOW_RUNS (default 50 of 1,000), MLFLOW_BATCHED_RUNS (200),
 # OPTUNA_RUNS (default 5 of 1,000), LM_TRIALS (3), DSPY_CALLS (20000),
@@ -142,11 +142,13 @@ fi
 if want D; then
   # Optimization quality vs DSPy on one llama-server (bench/quality_vs_dspy.sh).
   # Default: BootstrapFewShot, seed 1, all three sides (~20 min). The 3-seed
-  # table: D_SEEDS="1 2 3"; MIPROv2 light: D_OPTIMIZERS="bootstrap miprov2".
+  # table: D_SEEDS="1 2 3"; MIPROv2 light and GEPA: D_OPTIMIZERS="bootstrap miprov2 gepa".
   step "D: optimization quality, skill-fleet vs DSPy"
   # Part D runs the same optimized binary (no second compile of our crate).
+  # A hung run is stopped after an hour per seed and optimizer, plus one.
+  D_RUNS=$(( $(wc -w <<< "${D_SEEDS:-1}") * $(wc -w <<< "${D_OPTIMIZERS:-bootstrap}") + 1 ))
   SKILL_FLEET_BIN="$EX/skill-fleet" SEEDS="${D_SEEDS:-1}" OPTIMIZERS="${D_OPTIMIZERS:-bootstrap}" LOCAL_SEEDS="${D_LOCAL_SEEDS:-1}" \
-    timeout 10800 bash bench/quality_vs_dspy.sh
+    timeout $(( D_RUNS * 3600 )) bash bench/quality_vs_dspy.sh
 fi
 
 step "report"

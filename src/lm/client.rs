@@ -321,6 +321,15 @@ impl Lms {
         self.role_inner(name, 0)
     }
 
+    /// Serves a role with a client built elsewhere instead of from the
+    /// configuration: a model the configuration cannot describe (an embedding
+    /// application's own, or a scripted one in tests).
+    pub fn set_role(&self, name: &str, client: Arc<LmClient>) {
+        if let Ok(mut m) = self.clients.lock() {
+            m.insert(name.to_string(), client);
+        }
+    }
+
     fn role_inner(&self, name: &str, depth: usize) -> Result<Arc<LmClient>, LmError> {
         if let Some(c) = self.clients.lock().ok().and_then(|m| m.get(name).cloned()) {
             return Ok(c);
