@@ -102,8 +102,17 @@ EOF
   rm -f "$out.tmp"
 }
 
+# KEEP=1 with an existing database: add runs to it (e.g. MIPROv2 after
+# bootstrap) and keep its caches.
+keep() { [ "${KEEP:-0}" = 1 ] && [ -f "$1" ]; }
+
 fresh_db() { # db seed
-  rm -f "$1" "$1-wal" "$1-shm"
+  # An earlier database is moved aside, never deleted.
+  local f stamp
+  stamp=$(date -u +%Y%m%d-%H%M%S)
+  for f in "$1" "$1-wal" "$1-shm"; do
+    if [ -e "$f" ]; then mv "$f" "$f.$stamp"; fi
+  done
   "$BIN" --db "$1" trainset import config/training/trainset.json --name skills >/dev/null
   "$BIN" --db "$1" trainset split skills --seed "$2" >/dev/null
 }
@@ -111,8 +120,7 @@ fresh_db() { # db seed
 start_server
 for seed in $SEEDS; do
   dir=$OUT/s$seed
-  # KEEP=1 adds runs to an existing seed (e.g. MIPROv2 after bootstrap) and keeps its caches.
-  if [ "${KEEP:-0}" != 1 ] || [ ! -f "$dir/ours-server.db" ]; then
+  if ! keep "$dir/ours-server.db"; then
     # Without KEEP, an earlier seed directory is moved aside, never deleted;
     # with KEEP, its results stay and the new database joins them.
     if [ "${KEEP:-0}" != 1 ] && [ -d "$dir" ]; then mv "$dir" "$dir.$(date -u +%Y%m%d-%H%M%S)"; fi
@@ -151,7 +159,7 @@ stop_server
 for seed in $LOCAL_SEEDS; do
   dir=$OUT/s$seed
   mkdir -p "$dir"
-  if [ "${KEEP:-0}" != 1 ] || [ ! -f "$dir/ours-local.db" ]; then
+  if ! keep "$dir/ours-local.db"; then
     fresh_db "$dir/ours-local.db" "$seed"
   fi
   for opt in $OPTIMIZERS; do
