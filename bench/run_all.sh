@@ -12,7 +12,7 @@
 # included (the figure is in docs/benchmarks.md, "Reproducing").
 #
 # Part D by default runs one seed of BootstrapFewShot; the 3-seed table,
-# MIPROv2 (about 40 min more per seed) and GEPA (about 60) are opt-in:
+# MIPROv2 (about 40 min more per seed) and GEPA (about 90) are opt-in:
 #   D_SEEDS="1 2 3" D_OPTIMIZERS="bootstrap miprov2 gepa" bash bench/run_all.sh
 #
 # Knobs (environment): BENCH_ONLY, MLFLOW_RUNS (default 50 of 1,000), MLFLOW_BATCHED_RUNS (200),
