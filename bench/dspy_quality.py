@@ -54,79 +54,71 @@ def is_kebab_case(s):
     return bool(s) and all(w and all(c.isascii() and (c.islower() or c.isdigit()) for c in w) for w in s.split("-"))
 
 
+# Each part of `skill_comprehensive` returns (score, feedback), as the Rust
+# metrics do; GEPA reflects on the feedback.
+
+
 def taxonomy_accuracy(gold, pred):
     g, p = text_of(gold, "taxonomy_path").lower(), text_of(pred, "taxonomy_path").lower()
     cat = lambda s: s.split("/")[0].strip()
     if g and g == p:
-        return 1.0
+        return 1.0, f"path `{p}` is exact"
     if cat(g) and cat(g) == cat(p):
-        return 0.7
-    return 0.0
+        return 0.7, f"category `{cat(p)}` is right but path `{p}` should be `{g}`"
+    return 0.0, f"path `{p}` is in the wrong category; expected `{g}`"
 
 
 def metadata_quality(pred):
-    score = 0.0
-    if is_kebab_case(text_of(pred, "name")):
+    score, notes = 0.0, []
+    name = text_of(pred, "name")
+    if is_kebab_case(name):
         score += 0.25
+    else:
+        notes.append(f"name `{name}` is not kebab-case")
     desc = text_of(pred, "description")
     if desc.startswith("Use when"):
         score += 0.25
-    if 10 <= len(desc.split()) <= 40:
+    else:
+        notes.append('description does not start with "Use when"')
+    words = len(desc.split())
+    if 10 <= words <= 40:
         score += 0.15
+    else:
+        notes.append(f"description has {words} words (want 10-40)")
     kws = pred.get("keywords")
     raw = [k if isinstance(k, str) else "" for k in kws] if isinstance(kws, list) else []
     if 3 <= len(raw) <= 7:
         score += 0.20
+    else:
+        notes.append(f"{len(raw)} keywords (want 3-7)")
     if raw and all(not any(c.isupper() for c in k) for k in raw):
         score += 0.15
-    return score
+    else:
+        notes.append("keywords are not all lowercase")
+    return score, "; ".join(notes) if notes else "metadata is well-formed"
+
+
+def skill_style_alignment(gold, pred):
+    g, p = text_of(gold, "skill_style"), text_of(pred, "skill_style")
+    return (1.0, f"style `{p}` is right") if g == p else (0.0, f"style `{p}` should be `{g}`")
+
+
+def skill_parts(gold, pred):
+    return [
+        ("taxonomy_accuracy", 0.4, taxonomy_accuracy(gold, pred)),
+        ("metadata_quality", 0.3, metadata_quality(pred)),
+        ("skill_style_alignment", 0.3, skill_style_alignment(gold, pred)),
+    ]
 
 
 def skill_comprehensive(gold, pred):
-    style = 1.0 if text_of(gold, "skill_style") == text_of(pred, "skill_style") else 0.0
-    return 0.4 * taxonomy_accuracy(gold, pred) + 0.3 * metadata_quality(pred) + 0.3 * style
+    return sum(w * score for _, w, (score, _) in skill_parts(gold, pred))
 
 
 def skill_feedback(gold, pred):
     """The feedback text our composite metric gives GEPA's reflection
-    (src/metrics/skill.rs, Composite in src/metrics/mod.rs), so both sides
-    reflect on the same words."""
-    g, p = text_of(gold, "taxonomy_path").lower(), text_of(pred, "taxonomy_path").lower()
-    cat = lambda s: s.split("/")[0].strip()
-    tax = taxonomy_accuracy(gold, pred)
-    if tax == 1.0:
-        tax_fb = f"path `{p}` is exact"
-    elif tax == 0.7:
-        tax_fb = f"category `{cat(p)}` is right but path `{p}` should be `{g}`"
-    else:
-        tax_fb = f"path `{p}` is in the wrong category; expected `{g}`"
-    notes = []
-    name = text_of(pred, "name")
-    if not is_kebab_case(name):
-        notes.append(f"name `{name}` is not kebab-case")
-    desc = text_of(pred, "description")
-    if not desc.startswith("Use when"):
-        notes.append('description does not start with "Use when"')
-    words = len(desc.split())
-    if not 10 <= words <= 40:
-        notes.append(f"description has {words} words (want 10-40)")
-    kws = pred.get("keywords")
-    raw = [k if isinstance(k, str) else "" for k in kws] if isinstance(kws, list) else []
-    if not 3 <= len(raw) <= 7:
-        notes.append(f"{len(raw)} keywords (want 3-7)")
-    if not (raw and all(not any(c.isupper() for c in k) for k in raw)):
-        notes.append("keywords are not all lowercase")
-    meta_fb = "; ".join(notes) if notes else "metadata is well-formed"
-    gs, ps = text_of(gold, "skill_style"), text_of(pred, "skill_style")
-    style = 1.0 if gs == ps else 0.0
-    style_fb = f"style `{ps}` is right" if style else f"style `{ps}` should be `{gs}`"
-    return "\n".join(
-        [
-            f"taxonomy_accuracy ({tax:.2f}): {tax_fb}",
-            f"metadata_quality ({metadata_quality(pred):.2f}): {meta_fb}",
-            f"skill_style_alignment ({style:.2f}): {style_fb}",
-        ]
-    )
+    (Composite in src/metrics/mod.rs), so both sides reflect on the same words."""
+    return "\n".join(f"{name} ({score:.2f}): {fb}" for name, _, (score, fb) in skill_parts(gold, pred))
 
 
 def main():
