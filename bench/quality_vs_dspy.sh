@@ -106,13 +106,17 @@ EOF
 # bootstrap) and keep its caches.
 keep() { [ "${KEEP:-0}" = 1 ] && [ -f "$1" ]; }
 
-fresh_db() { # db seed
-  # An earlier database is moved aside, never deleted.
+# Earlier results are moved aside (NAME.YYYYmmdd-HHMMSS), never deleted.
+set_aside() { # path...
   local f stamp
   stamp=$(date -u +%Y%m%d-%H%M%S)
-  for f in "$1" "$1-wal" "$1-shm"; do
+  for f in "$@"; do
     if [ -e "$f" ]; then mv "$f" "$f.$stamp"; fi
   done
+}
+
+fresh_db() { # db seed
+  set_aside "$1" "$1-wal" "$1-shm"
   "$BIN" --db "$1" trainset import config/training/trainset.json --name skills >/dev/null
   "$BIN" --db "$1" trainset split skills --seed "$2" >/dev/null
 }
@@ -121,9 +125,8 @@ start_server
 for seed in $SEEDS; do
   dir=$OUT/s$seed
   if ! keep "$dir/ours-server.db"; then
-    # Without KEEP, an earlier seed directory is moved aside, never deleted;
-    # with KEEP, its results stay and the new database joins them.
-    if [ "${KEEP:-0}" != 1 ] && [ -d "$dir" ]; then mv "$dir" "$dir.$(date -u +%Y%m%d-%H%M%S)"; fi
+    # With KEEP, the seed's earlier results stay and the new database joins them.
+    if [ "${KEEP:-0}" != 1 ]; then set_aside "$dir"; fi
     mkdir -p "$dir/pred"
     fresh_db "$dir/ours-server.db" "$seed"
   fi
