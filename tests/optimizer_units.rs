@@ -17,94 +17,77 @@ use skill_fleet::optimize::mipro::{mipro, Auto, MiproSettings};
 use skill_fleet::optimize::Session;
 use skill_fleet::program::ProgramSpec;
 use skill_fleet::store::{NewRun, Store};
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-/// Answers with the right label only for questions in `good`.
-struct Oracle {
-    good: Vec<(String, String)>,
+/// A scripted model: `answer` maps a text prompt to the completion; calls are
+/// counted.
+struct Scripted {
+    answer: fn(&str) -> String,
+    calls: AtomicUsize,
+}
+
+impl Scripted {
+    fn new(answer: fn(&str) -> String) -> Arc<Self> {
+        Arc::new(Scripted {
+            answer,
+            calls: AtomicUsize::new(0),
+        })
+    }
+
+    fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
 }
 
 #[async_trait::async_trait]
-impl LanguageModel for Oracle {
+impl LanguageModel for Scripted {
     fn provider(&self) -> &str {
         "scripted"
     }
     fn model(&self) -> &str {
-        "oracle"
+        "scripted"
     }
     async fn generate(&self, request: &LmRequest) -> Result<LmResponse, LmError> {
         let Prompt::Text(p) = &request.prompt else {
             unreachable!()
         };
-        let last = p.rsplit("Question: ").next().unwrap_or("");
-        let q = last.lines().next().unwrap_or("").trim().to_string();
-        let answer = self
-            .good
-            .iter()
-            .find(|(k, _)| *k == q)
-            .map(|(_, a)| a.clone())
-            .unwrap_or_else(|| "wrong".into());
+        self.calls.fetch_add(1, Ordering::SeqCst);
         Ok(LmResponse {
-            choices: vec![format!(" {answer}")],
+            choices: vec![(self.answer)(p)],
             prompt_tokens: 1,
             completion_tokens: 1,
         })
+    }
+}
+
+/// The question a completion prompt ends with (`qN`).
+fn last_question(prompt: &str) -> &str {
+    let last = prompt.rsplit("Question: ").next().unwrap_or("");
+    last.lines().next().unwrap_or("").trim()
+}
+
+/// Gets q1, q3 and q4 right, nothing else.
+fn oracle(prompt: &str) -> String {
+    match last_question(prompt) {
+        q @ ("q1" | "q3" | "q4") => format!(" a{}", &q[1..]),
+        _ => " wrong".into(),
     }
 }
 
 /// Answers `qN` with `aN`, but only when the prompt holds the word MAGIC
 /// (which no instruction has until an optimizer proposes it).
-struct NeedsMagic;
-
-#[async_trait::async_trait]
-impl LanguageModel for NeedsMagic {
-    fn provider(&self) -> &str {
-        "scripted"
-    }
-    fn model(&self) -> &str {
-        "needs-magic"
-    }
-    async fn generate(&self, request: &LmRequest) -> Result<LmResponse, LmError> {
-        let Prompt::Text(p) = &request.prompt else {
-            unreachable!()
-        };
-        let last = p.rsplit("Question: ").next().unwrap_or("");
-        let q = last.lines().next().unwrap_or("").trim();
-        let answer = match q.strip_prefix('q') {
-            Some(n) if p.contains("MAGIC") => format!("a{n}"),
-            _ => "wrong".into(),
-        };
-        Ok(LmResponse {
-            choices: vec![format!(" {answer}")],
-            prompt_tokens: 1,
-            completion_tokens: 1,
-        })
+fn needs_magic(prompt: &str) -> String {
+    match last_question(prompt).strip_prefix('q') {
+        Some(n) if prompt.contains("MAGIC") => format!(" a{n}"),
+        _ => " wrong".into(),
     }
 }
 
 /// Proposes (MIPROv2's prompt role) or reflects (GEPA's reflection role) the
-/// same instruction every time, and counts its calls.
-struct Proposer {
-    calls: std::sync::atomic::AtomicUsize,
-}
-
-#[async_trait::async_trait]
-impl LanguageModel for Proposer {
-    fn provider(&self) -> &str {
-        "scripted"
-    }
-    fn model(&self) -> &str {
-        "proposer"
-    }
-    async fn generate(&self, _request: &LmRequest) -> Result<LmResponse, LmError> {
-        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        Ok(LmResponse {
-            choices: vec!["Answer the question; say the MAGIC word.".into()],
-            prompt_tokens: 1,
-            completion_tokens: 1,
-        })
-    }
+/// same instruction every time.
+fn proposer(_prompt: &str) -> String {
+    "Answer the question; say the MAGIC word.".into()
 }
 
 fn client(role: &str, model: Arc<dyn LanguageModel>) -> Arc<LmClient> {
@@ -196,14 +179,7 @@ fn example(id: i64, q: &str, a: &str) -> EvalExample {
 async fn bootstrap_keeps_passing_traces_then_fills_with_labeled_demos() {
     let dir = tempfile::tempdir().unwrap();
     // The teacher gets q1, q3 and q4 right.
-    let oracle = Arc::new(Oracle {
-        good: vec![
-            ("q1".into(), "a1".into()),
-            ("q3".into(), "a3".into()),
-            ("q4".into(), "a4".into()),
-        ],
-    });
-    let session = qa_session(dir.path(), 6, 6, oracle);
+    let session = qa_session(dir.path(), 6, 6, Scripted::new(oracle));
     let (spec, train, run_id) = (spec(), session.train.clone(), session.run_id);
     let settings = FewShotSettings {
         max_bootstrapped_demos: 2,
@@ -248,18 +224,16 @@ async fn bootstrap_keeps_passing_traces_then_fills_with_labeled_demos() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mipro_finds_the_proposed_instruction_that_works() {
     let dir = tempfile::tempdir().unwrap();
-    let session = qa_session(dir.path(), 10, 6, Arc::new(NeedsMagic));
-    let proposer = Arc::new(Proposer {
-        calls: Default::default(),
-    });
+    let session = qa_session(dir.path(), 10, 6, Scripted::new(needs_magic));
+    let prompt_lm = Scripted::new(proposer);
     session
         .lms
-        .set_role("prompt", client("prompt", proposer.clone()));
+        .set_role("prompt", client("prompt", prompt_lm.clone()));
     let out = mipro(&session, MiproSettings::new(Auto::Light))
         .await
         .unwrap();
     // The original instruction scores 0 on validation; the proposal scores 1.
-    assert!(proposer.calls.load(std::sync::atomic::Ordering::SeqCst) > 0);
+    assert!(prompt_lm.calls() > 0);
     assert_eq!(out.best_val_score, 1.0);
     assert!(out.best.predictors[0]
         .signature
@@ -283,10 +257,8 @@ async fn mipro_finds_the_proposed_instruction_that_works() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gepa_keeps_the_reflected_instruction_that_works() {
     let dir = tempfile::tempdir().unwrap();
-    let session = qa_session(dir.path(), 10, 6, Arc::new(NeedsMagic));
-    let reflector = Arc::new(Proposer {
-        calls: Default::default(),
-    });
+    let session = qa_session(dir.path(), 10, 6, Scripted::new(needs_magic));
+    let reflector = Scripted::new(proposer);
     session
         .lms
         .set_role("reflection", client("reflection", reflector.clone()));
@@ -295,7 +267,7 @@ async fn gepa_keeps_the_reflected_instruction_that_works() {
         ..GepaSettings::new(Auto::Light)
     };
     let out = gepa(&session, settings).await.unwrap();
-    assert!(reflector.calls.load(std::sync::atomic::Ordering::SeqCst) > 0);
+    assert!(reflector.calls() > 0);
     assert_eq!(out.best_val_score, 1.0);
     assert!(out.best.predictors[0]
         .signature
@@ -303,7 +275,7 @@ async fn gepa_keeps_the_reflected_instruction_that_works() {
         .contains("MAGIC"));
     // The budget holds (overshot by one iteration at most: two minibatches
     // and a validation) and the lineage is recorded.
-    let done = session.done.load(std::sync::atomic::Ordering::SeqCst);
+    let done = session.done.load(Ordering::SeqCst);
     assert!((40..=40 + 3 + 3 + 4).contains(&done), "{done}");
     let store = session.store.lock().unwrap();
     let cands = store.candidates(session.run_id).unwrap();
