@@ -94,6 +94,26 @@ fn client(role: &str, model: Arc<dyn LanguageModel>) -> Arc<LmClient> {
     Arc::new(LmClient::new(role, model, RetryConfig::default()))
 }
 
+/// The magic-word task (10 examples, 6 train) with `role` served by a
+/// scripted model that proposes the instruction that works; returns that
+/// model so a test can check it was asked.
+fn magic_session(dir: &std::path::Path, role: &str) -> (Session, Arc<Scripted>) {
+    let session = qa_session(dir, 10, 6, Scripted::new(needs_magic));
+    let proposer_lm = Scripted::new(proposer);
+    session
+        .lms
+        .set_role(role, client(role, proposer_lm.clone()));
+    (session, proposer_lm)
+}
+
+/// The optimizer asked its proposer, and kept the proposed instruction, which
+/// scores 1 on validation where the original scores 0.
+fn assert_found_magic(proposer_lm: &Scripted, best: &ProgramSpec, best_val_score: f64) {
+    assert!(proposer_lm.calls() > 0);
+    assert_eq!(best_val_score, 1.0);
+    assert!(best.predictors[0].signature.instructions.contains("MAGIC"));
+}
+
 /// A session on a fresh database holding `n` examples `qI -> aI`; the first
 /// `n_train` are train, the rest val.
 fn qa_session(
@@ -224,21 +244,11 @@ async fn bootstrap_keeps_passing_traces_then_fills_with_labeled_demos() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mipro_finds_the_proposed_instruction_that_works() {
     let dir = tempfile::tempdir().unwrap();
-    let session = qa_session(dir.path(), 10, 6, Scripted::new(needs_magic));
-    let prompt_lm = Scripted::new(proposer);
-    session
-        .lms
-        .set_role("prompt", client("prompt", prompt_lm.clone()));
+    let (session, prompt_lm) = magic_session(dir.path(), "prompt");
     let out = mipro(&session, MiproSettings::new(Auto::Light))
         .await
         .unwrap();
-    // The original instruction scores 0 on validation; the proposal scores 1.
-    assert!(prompt_lm.calls() > 0);
-    assert_eq!(out.best_val_score, 1.0);
-    assert!(out.best.predictors[0]
-        .signature
-        .instructions
-        .contains("MAGIC"));
+    assert_found_magic(&prompt_lm, &out.best, out.best_val_score);
     // Trials are recorded candidates (a repeated configuration once), the
     // default program first; auto light runs 10 trials, as DSPy does.
     let store = session.store.lock().unwrap();
@@ -257,22 +267,13 @@ async fn mipro_finds_the_proposed_instruction_that_works() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gepa_keeps_the_reflected_instruction_that_works() {
     let dir = tempfile::tempdir().unwrap();
-    let session = qa_session(dir.path(), 10, 6, Scripted::new(needs_magic));
-    let reflector = Scripted::new(proposer);
-    session
-        .lms
-        .set_role("reflection", client("reflection", reflector.clone()));
+    let (session, reflector) = magic_session(dir.path(), "reflection");
     let settings = GepaSettings {
         max_metric_calls: Some(40),
         ..GepaSettings::new(Auto::Light)
     };
     let out = gepa(&session, settings).await.unwrap();
-    assert!(reflector.calls() > 0);
-    assert_eq!(out.best_val_score, 1.0);
-    assert!(out.best.predictors[0]
-        .signature
-        .instructions
-        .contains("MAGIC"));
+    assert_found_magic(&reflector, &out.best, out.best_val_score);
     // The budget holds (overshot by one iteration at most: two minibatches
     // and a validation) and the lineage is recorded.
     let done = session.done.load(Ordering::SeqCst);
