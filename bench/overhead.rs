@@ -24,41 +24,18 @@ use skill_fleet::eval::{EvalExample, Evaluator};
 use skill_fleet::lm::cache::LmCache;
 use skill_fleet::lm::client::{CallContext, LmClient};
 use skill_fleet::lm::trace::Tracer;
-use skill_fleet::lm::{LanguageModel, LmError, LmRequest, LmResponse};
+use skill_fleet::lm::scripted::ScriptedModel;
+use skill_fleet::lm::LmRequest;
 use skill_fleet::program::{adapter, run_program, ProgramSpec};
 use skill_fleet::store::{NewRun, ScoreRow, Store};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
-
-/// Answers every request with the same well-formed completion.
-struct Stub {
-    calls: AtomicUsize,
-}
 
 const ANSWER: &str = " rust/tokio-task-cancellation\nName: tokio-task-cancellation\nSkill Style: minimal\n\
 Subdirectories: references, examples\nKeywords: tokio, cancellation, async, tasks\n\
 Description: Use when you need to cancel Tokio tasks safely with abort handles, cancellation tokens and a graceful shutdown of spawned work.";
-
-#[async_trait::async_trait]
-impl LanguageModel for Stub {
-    fn provider(&self) -> &str {
-        "stub"
-    }
-    fn model(&self) -> &str {
-        "stub-model"
-    }
-    async fn generate(&self, request: &LmRequest) -> Result<LmResponse, LmError> {
-        self.calls.fetch_add(1, Ordering::Relaxed);
-        Ok(LmResponse {
-            choices: vec![ANSWER.to_string(); request.params.n.max(1) as usize],
-            prompt_tokens: 400,
-            completion_tokens: 60,
-        })
-    }
-}
 
 fn stats_us(mut v: Vec<f64>) -> Value {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
@@ -80,10 +57,14 @@ fn fresh(path: &Path) {
     }
 }
 
-fn stub() -> Arc<Stub> {
-    Arc::new(Stub {
-        calls: AtomicUsize::new(0),
-    })
+/// The shared scripted model answering every request with the same
+/// well-formed completion.
+fn stub() -> Arc<ScriptedModel> {
+    Arc::new(
+        ScriptedModel::fixed(ANSWER)
+            .named("stub", "stub-model")
+            .with_usage(400, 60),
+    )
 }
 
 /// Times `n` cache-hit calls of `req` (after one warm-up call that fills the cache).

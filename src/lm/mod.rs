@@ -13,6 +13,7 @@ pub mod gemini;
 pub mod local;
 pub mod openai;
 pub mod retry;
+pub mod scripted;
 pub mod trace;
 
 use serde::{Deserialize, Serialize};

@@ -1,11 +1,9 @@
 //! Issue 5: optimizations against the real local model and a real SQLite file:
 //! kill -9 mid-run and resume, reproducibility by seed, eval and predict.
 //! Built only with the `local` feature (the default): they run the embedded model.
-#![cfg(feature = "local")]
 
-mod common;
 
-use common::*;
+use crate::util::*;
 use serde_json::Value;
 use skill_fleet::store::Store;
 use std::collections::{BTreeMap, BTreeSet};

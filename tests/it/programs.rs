@@ -1,12 +1,12 @@
 //! Issue 4: adapters, parsing, metrics (hand-computed), DSPy JSON round trip,
 //! and program runs with a scripted test double for the language model.
 
-mod common;
 
 use serde_json::{json, Map, Value};
 use skill_fleet::config::RetryConfig;
 use skill_fleet::lm::client::{CallContext, LmClient};
-use skill_fleet::lm::{LanguageModel, LmError, LmRequest, LmResponse, Prompt};
+use skill_fleet::lm::scripted::ScriptedModel;
+use skill_fleet::lm::{LmRequest, Prompt};
 use skill_fleet::metrics::{self, Metric};
 use skill_fleet::program::adapter::{self, ParseError};
 use skill_fleet::program::dspy::{export_dspy_json, import_dspy_json};
@@ -15,7 +15,7 @@ use skill_fleet::program::{run_program, AdapterKind, ProgramSpec};
 use std::sync::{Arc, Mutex};
 
 fn bundled() -> ProgramSpec {
-    ProgramSpec::load(&common::root().join("config/programs/skill_understanding.yaml")).unwrap()
+    ProgramSpec::load(&crate::util::root().join("config/programs/skill_understanding.yaml")).unwrap()
 }
 
 fn obj(v: Value) -> Map<String, Value> {
@@ -318,36 +318,9 @@ fn plain_dspy_json_imports() {
     );
 }
 
-/// A scripted language model for unit-level program tests.
-struct Scripted {
-    answers: Mutex<Vec<String>>,
-    seen: Mutex<Vec<LmRequest>>,
-}
-
-#[async_trait::async_trait]
-impl LanguageModel for Scripted {
-    fn provider(&self) -> &str {
-        "scripted"
-    }
-    fn model(&self) -> &str {
-        "test-double"
-    }
-    async fn generate(&self, request: &LmRequest) -> Result<LmResponse, LmError> {
-        self.seen.lock().unwrap().push(request.clone());
-        let a = self.answers.lock().unwrap().remove(0);
-        Ok(LmResponse {
-            choices: vec![a],
-            prompt_tokens: 10,
-            completion_tokens: 5,
-        })
-    }
-}
-
-fn client(answers: &[&str]) -> (Arc<Scripted>, LmClient) {
-    let s = Arc::new(Scripted {
-        answers: Mutex::new(answers.iter().map(|a| a.to_string()).collect()),
-        seen: Mutex::new(vec![]),
-    });
+/// A client of the shared scripted model answering `answers` in order.
+fn client(answers: &[&str]) -> (Arc<ScriptedModel>, LmClient) {
+    let s = Arc::new(ScriptedModel::queue(answers.iter().copied()).with_usage(10, 5));
     (s.clone(), LmClient::new("task", s, RetryConfig::default()))
 }
 
@@ -362,7 +335,7 @@ async fn validation_failures_are_retried_then_fall_back() {
         .unwrap();
     assert_eq!(pred.outputs["name"], "tokio-select");
     assert_eq!(pred.traces[0].failures.len(), 1);
-    let retry_rollout = s.seen.lock().unwrap()[1].rollout_id.clone();
+    let retry_rollout = s.requests()[1].rollout_id.clone();
     assert_eq!(
         retry_rollout.as_deref(),
         Some("validation-retry-1"),
@@ -418,7 +391,7 @@ predictors:
     assert_eq!(pred.outputs["category"], "b");
     assert_eq!(pred.outputs["why"], "it is b");
     assert!(!pred.outputs.contains_key("reasoning"));
-    let seen = s.seen.lock().unwrap();
+    let seen = s.requests();
     let Prompt::Text(second) = &seen[1].prompt else {
         panic!()
     };
@@ -443,8 +416,8 @@ fn spec_errors_name_the_file() {
 fn metrics_score_rates_external_predictions() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("m.db");
-    let trainset = common::bundled_trainset();
-    common::cli_ok(
+    let trainset = crate::util::bundled_trainset();
+    crate::util::cli_ok(
         &db,
         &[
             "trainset",
@@ -485,7 +458,7 @@ fn metrics_score_rates_external_predictions() {
         ),
     )
     .unwrap();
-    let out = common::cli_ok(
+    let out = crate::util::cli_ok(
         &db,
         &[
             "--json",
@@ -513,7 +486,7 @@ fn metrics_score_rates_external_predictions() {
         "{\"idx\": 0, \"prediction\": {}}\n{\"idx\": \"x\"}\n",
     )
     .unwrap();
-    let out = common::cli(
+    let out = crate::util::cli(
         &db,
         &[
             "metrics",
@@ -527,7 +500,7 @@ fn metrics_score_rates_external_predictions() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("preds.jsonl:2"), "{err}");
     std::fs::write(&preds, "{\"idx\": 999, \"prediction\": {}}\n").unwrap();
-    let out = common::cli(
+    let out = crate::util::cli(
         &db,
         &[
             "metrics",

@@ -3,14 +3,14 @@
 //! works, with scripted language models in a real session on a real SQLite
 //! file. (Runs against the real model: `bench/quality_vs_dspy.sh`.)
 
-mod common;
 
 use serde_json::{json, Map};
 use skill_fleet::config::{Config, RetryConfig};
 use skill_fleet::eval::EvalExample;
 use skill_fleet::lm::budget::Budget;
 use skill_fleet::lm::client::{LmClient, LmOptions, Lms};
-use skill_fleet::lm::{LanguageModel, LmError, LmRequest, LmResponse, Prompt};
+use skill_fleet::lm::scripted::ScriptedModel;
+use skill_fleet::lm::LanguageModel;
 use skill_fleet::optimize::fewshot::{bootstrap, with_labeled_demos, FewShotSettings};
 use skill_fleet::optimize::gepa::{gepa, GepaSettings};
 use skill_fleet::optimize::mipro::{mipro, Auto, MiproSettings};
@@ -20,45 +20,9 @@ use skill_fleet::store::{NewRun, Store};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-/// A scripted model: `answer` maps a text prompt to the completion; calls are
-/// counted.
-struct Scripted {
-    answer: fn(&str) -> String,
-    calls: AtomicUsize,
-}
-
-impl Scripted {
-    fn new(answer: fn(&str) -> String) -> Arc<Self> {
-        Arc::new(Scripted {
-            answer,
-            calls: AtomicUsize::new(0),
-        })
-    }
-
-    fn calls(&self) -> usize {
-        self.calls.load(Ordering::SeqCst)
-    }
-}
-
-#[async_trait::async_trait]
-impl LanguageModel for Scripted {
-    fn provider(&self) -> &str {
-        "scripted"
-    }
-    fn model(&self) -> &str {
-        "scripted"
-    }
-    async fn generate(&self, request: &LmRequest) -> Result<LmResponse, LmError> {
-        let Prompt::Text(p) = &request.prompt else {
-            unreachable!()
-        };
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        Ok(LmResponse {
-            choices: vec![(self.answer)(p)],
-            prompt_tokens: 1,
-            completion_tokens: 1,
-        })
-    }
+/// A scripted model answering each text prompt with `answer(prompt)`.
+fn scripted(answer: fn(&str) -> String) -> Arc<ScriptedModel> {
+    Arc::new(ScriptedModel::from_text_fn(answer))
 }
 
 /// The question a completion prompt ends with (`qN`).
@@ -97,9 +61,9 @@ fn client(role: &str, model: Arc<dyn LanguageModel>) -> Arc<LmClient> {
 /// The magic-word task (10 examples, 6 train) with `role` served by a
 /// scripted model that proposes the instruction that works; returns that
 /// model so a test can check it was asked.
-fn magic_session(dir: &std::path::Path, role: &str) -> (Session, Arc<Scripted>) {
-    let session = qa_session(dir, 10, 6, Scripted::new(needs_magic));
-    let proposer_lm = Scripted::new(proposer);
+fn magic_session(dir: &std::path::Path, role: &str) -> (Session, Arc<ScriptedModel>) {
+    let session = qa_session(dir, 10, 6, scripted(needs_magic));
+    let proposer_lm = scripted(proposer);
     session
         .lms
         .set_role(role, client(role, proposer_lm.clone()));
@@ -108,7 +72,7 @@ fn magic_session(dir: &std::path::Path, role: &str) -> (Session, Arc<Scripted>) 
 
 /// The optimizer asked its proposer, and kept the proposed instruction, which
 /// scores 1 on validation where the original scores 0.
-fn assert_found_magic(proposer_lm: &Scripted, best: &ProgramSpec, best_val_score: f64) {
+fn assert_found_magic(proposer_lm: &ScriptedModel, best: &ProgramSpec, best_val_score: f64) {
     assert!(proposer_lm.calls() > 0);
     assert_eq!(best_val_score, 1.0);
     assert!(best.predictors[0].signature.instructions.contains("MAGIC"));
@@ -199,7 +163,7 @@ fn example(id: i64, q: &str, a: &str) -> EvalExample {
 async fn bootstrap_keeps_passing_traces_then_fills_with_labeled_demos() {
     let dir = tempfile::tempdir().unwrap();
     // The teacher gets q1, q3 and q4 right.
-    let session = qa_session(dir.path(), 6, 6, Scripted::new(oracle));
+    let session = qa_session(dir.path(), 6, 6, scripted(oracle));
     let (spec, train, run_id) = (spec(), session.train.clone(), session.run_id);
     let settings = FewShotSettings {
         max_bootstrapped_demos: 2,

@@ -1,9 +1,7 @@
 //! The embedded local model (issue 3): real GGUF inference through llama.cpp.
 //! Needs `models/gemma-3-270m-q4_k_m.gguf` (scripts/setup.sh assembles it).
 //! Built only with the `local` feature (the default): they run the embedded model.
-#![cfg(feature = "local")]
 
-mod common;
 
 use skill_fleet::config::LocalConfig;
 use skill_fleet::lm::local::LocalModel;
@@ -11,7 +9,7 @@ use skill_fleet::lm::{LanguageModel, LmError, LmRequest};
 use std::sync::Arc;
 
 fn model() -> Arc<LocalModel> {
-    let path = common::model_path()
+    let path = crate::util::model_path()
         .expect("model missing: run `bash scripts/setup.sh` (the test command does)");
     Arc::new(LocalModel::load(&path, &LocalConfig::default()).expect("model loads"))
 }
@@ -120,7 +118,7 @@ fn missing_model_names_the_setup_command() {
 fn cli_lm_complete_uses_the_local_model_and_caches() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("t.db");
-    let out = common::cli_ok(
+    let out = crate::util::cli_ok(
         &db,
         &[
             "--json",
@@ -136,7 +134,7 @@ fn cli_lm_complete_uses_the_local_model_and_caches() {
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert!(v["text"].as_str().unwrap().contains("Paris"), "{v}");
     assert_eq!(v["cache_hit"], false);
-    let again: serde_json::Value = serde_json::from_str(&common::cli_ok(
+    let again: serde_json::Value = serde_json::from_str(&crate::util::cli_ok(
         &db,
         &[
             "--json",
@@ -153,9 +151,9 @@ fn cli_lm_complete_uses_the_local_model_and_caches() {
     assert_eq!(again["cache_hit"], true);
     assert_eq!(again["text"], v["text"]);
     let stats: serde_json::Value =
-        serde_json::from_str(&common::cli_ok(&db, &["--json", "cache", "stats"])).unwrap();
+        serde_json::from_str(&crate::util::cli_ok(&db, &["--json", "cache", "stats"])).unwrap();
     assert_eq!(stats["entries"], 1);
-    let traces = common::cli_ok(
+    let traces = crate::util::cli_ok(
         &db,
         &[
             "--json",
@@ -167,8 +165,8 @@ fn cli_lm_complete_uses_the_local_model_and_caches() {
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0]["provider"], "local");
     assert_eq!(rows[1]["cache_hit"], 1);
-    common::cli_ok(&db, &["cache", "clear"]);
+    crate::util::cli_ok(&db, &["cache", "clear"]);
     let stats: serde_json::Value =
-        serde_json::from_str(&common::cli_ok(&db, &["--json", "cache", "stats"])).unwrap();
+        serde_json::from_str(&crate::util::cli_ok(&db, &["--json", "cache", "stats"])).unwrap();
     assert_eq!(stats["entries"], 0);
 }

@@ -1,5 +1,5 @@
 //! Helpers shared by integration tests: running the real binary on a temp database.
-#![allow(dead_code)]
+
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

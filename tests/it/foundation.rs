@@ -1,8 +1,7 @@
 //! Issue 2: the store, trainsets and SQL access, against real SQLite files and the real binary.
 
-mod common;
 
-use common::*;
+use crate::util::*;
 use serde_json::Value;
 use skill_fleet::config::Taxonomy;
 use skill_fleet::data::{self, Part, SplitFractions};

@@ -1,0 +1,15 @@
+//! The one integration test binary (like ripgrep's `tests/tests.rs`): each
+//! module tests one area against real SQLite files, the real binary, loopback
+//! HTTP servers or the real local model; `util` holds what they share.
+//! One binary links llama.cpp once instead of once per test file.
+
+mod util;
+
+mod foundation;
+mod lm_providers;
+#[cfg(feature = "local")]
+mod local_model;
+#[cfg(feature = "local")]
+mod optimize;
+mod optimizer_units;
+mod programs;
