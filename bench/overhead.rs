@@ -23,11 +23,12 @@ use skill_fleet::data::Trainset;
 use skill_fleet::eval::{EvalExample, Evaluator};
 use skill_fleet::lm::cache::LmCache;
 use skill_fleet::lm::client::{CallContext, LmClient};
-use skill_fleet::lm::trace::Tracer;
 use skill_fleet::lm::scripted::ScriptedModel;
+use skill_fleet::lm::trace::TraceSink;
 use skill_fleet::lm::LmRequest;
+use skill_fleet::optimize::session::row_from_score;
 use skill_fleet::program::{adapter, run_program, ProgramSpec};
-use skill_fleet::store::{NewRun, ScoreRow, Store};
+use skill_fleet::store::{EvalKind, NewRun, RunKind, Split, Store, Write, Writer};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -136,19 +137,19 @@ fn main() {
         // 2. As `skill-fleet eval` wires it: LRU + SQLite cache tier + trace writer.
         let db = dir.join("db/overhead.db");
         fresh(&db);
-        let tracer = Tracer::start(&db).unwrap();
+        let writer = Writer::start(&db).unwrap();
         let db_client = LmClient::new("task", stub(), RetryConfig::default())
-            .with_cache(Arc::new(LmCache::with_db(10_000, &db).unwrap()))
-            .with_tracer(tracer.sink());
+            .with_cache(Arc::new(LmCache::with_db(10_000, &writer).unwrap()))
+            .with_tracer(TraceSink::new(&writer));
         let t = Instant::now();
         let call_db = time_calls(&db_client, &req, calls).await;
-        tracer.flush();
+        writer.flush().unwrap();
         let amortized_db_us = t.elapsed().as_secs_f64() * 1e6 / calls as f64;
         let traces = Store::open(&db).unwrap().count("traces").unwrap();
 
         // 3. Hit served by the SQLite tier (memory LRU of one entry, two keys alternating).
         let cold = LmClient::new("task", stub(), RetryConfig::default())
-            .with_cache(Arc::new(LmCache::with_db(1, &db).unwrap()));
+            .with_cache(Arc::new(LmCache::with_db(1, &writer).unwrap()));
         let mut req_b = req.clone();
         req_b.rollout_id = Some("b".into());
         let ctx = CallContext::default();
@@ -292,41 +293,50 @@ fn main() {
             assert_eq!(r.cache_hits, 1000);
             mean = r.mean;
         }
-        // The same with per-score persistence, as run_eval does it.
-        let run = store
-            .create_run(&NewRun {
-                kind: "eval",
-                config_json: "{}".into(),
-                ..Default::default()
-            })
+        // The same with per-score persistence, as the eval job does it:
+        // every score and progress update through the store writer.
+        drop(store);
+        let writer = Writer::start(&eval_db).unwrap();
+        let run = writer
+            .call(|s| s.create_run(&NewRun::new(RunKind::Eval, "{}".into())))
             .unwrap();
         let mut persist_ms = Vec::new();
         for _ in 0..3 {
-            let ev = store
-                .create_evaluation(run, None, None, "all", "full", metric_name, 1000)
+            let ev = writer
+                .call(move |s| {
+                    s.create_evaluation(
+                        run,
+                        None,
+                        None,
+                        Split::All,
+                        EvalKind::Full,
+                        metric_name,
+                        1000,
+                    )
+                })
                 .unwrap();
             let t = Instant::now();
             let mut done = 0usize;
             let r = evaluator
                 .evaluate(&examples, &HashMap::new(), |s| {
-                    let row = ScoreRow {
-                        example_id: s.example_id,
-                        score: s.score,
-                        feedback: Some(s.feedback.clone()),
-                        prediction_json: s
-                            .prediction
-                            .as_ref()
-                            .and_then(|p| serde_json::to_string(p).ok()),
-                        error: s.error.clone(),
-                    };
-                    store.insert_score(ev, &row).unwrap();
+                    writer.write(Write::Score {
+                        evaluation_id: ev,
+                        row: row_from_score(s),
+                    });
                     done += 1;
-                    store
-                        .update_run_progress(run, done as f64 / 1000.0, 0, 0)
-                        .unwrap();
+                    writer.write(Write::RunProgress {
+                        run_id: run,
+                        progress: done as f64 / 1000.0,
+                        lm_calls: 0,
+                        cache_hits: 0,
+                    });
                 })
                 .await;
-            store.finish_evaluation(ev, r.mean).unwrap();
+            writer.write(Write::FinishEvaluation {
+                evaluation_id: ev,
+                mean: r.mean,
+            });
+            writer.flush().unwrap();
             persist_ms.push(t.elapsed().as_secs_f64() * 1e3);
         }
         eval_ms.sort_by(|a, b| a.partial_cmp(b).unwrap());

@@ -68,16 +68,19 @@ queries, each the median of 20 runs on 20 different runs:
 
 Sides:
 
-- **skill-fleet**: through the library: `Store::create_run`, the batched
-  `insert_candidates_bulk`, `insert_evaluations_bulk` and
-  `insert_scores_bulk_many` of `src/store/bulk.rs` (one transaction each, so
-  three per run), and `insert_traces` (1,000 rows per transaction). Score rows
-  carry a short feedback text; trace rows a ~300-byte request and a ~80-byte
-  response (real traces are larger).
-- **raw SQLite**: the same schema (`migrations/V1__initial_schema.sql`, same
-  indexes and foreign keys), pragmas (WAL, `synchronous=NORMAL`) and rows,
-  through a minimal rusqlite prepared-statement loop with one transaction per
-  run: the physical limit of this SQLite build on this disk.
+- **skill-fleet**: the path an optimization takes, the store writer
+  (`src/store/writer.rs`) that every job writes through: per run a
+  `create_run` round trip; per candidate `add_candidate` and
+  `create_evaluation` round trips (`Writer::call`, as `Session` makes them,
+  each committing what is queued first), then its 10 scores and 10 progress
+  updates and `FinishEvaluation` as queued writes; the traces as queued
+  writes. The writer thread commits whatever is queued in one transaction
+  (at most 4,096 writes). Score rows carry a short feedback text; trace rows
+  a ~300-byte request and a ~80-byte response (real traces are larger).
+- **raw SQLite loop**: the same schema (migrations V1-V3, same indexes and
+  foreign keys), pragmas (WAL, `synchronous=NORMAL`) and rows, through a
+  minimal rusqlite loop of one-row prepared statements with one transaction
+  per run: the plain way of writing these rows, not a limit of SQLite.
 - **MLflow** (SQLite tracking store): a parent MLflow run per optimization
   run, a child run per candidate (tags `mlflow.parentRunId`, `origin`) with its
   10 scores as the steps of metric `score` plus `val_score` in one `log_batch`,
@@ -263,7 +266,7 @@ def tracker_block(t, ml, op, mlb=None):
         "| system | score rows written | score rows/s | all rows/s (runs, candidates, evaluations, scores) | trace rows/s | best candidate of a run | score history of a run | file size |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for label, s in (("skill-fleet (library, `bulk.rs`)", o), ("raw SQLite (rusqlite loop)", r)):
+    for label, s in (("skill-fleet (store writer, the product's path)", o), ("raw SQLite loop (rusqlite)", r)):
         q = s["queries"]
         rows.append(
             f"| {label} | {fmt_int(s['score_rows'])} | {fmt_int(s['score_rows_per_sec'])} | "
@@ -312,12 +315,13 @@ def tracker_block(t, ml, op, mlb=None):
     q = o["queries"]
     notes += [
         "",
-        "What makes these figures. (1) `insert_scores_bulk_many` and `insert_traces` send 32 rows per multi-row `INSERT` "
-        "statement, so SQLite's per-statement work is paid once per chunk. (2) Bulk score inserts check their foreign keys "
-        "once per distinct evaluation and example inside the transaction (then insert with SQLite's per-row check off on "
-        "that connection, and switch it back on), instead of two parent lookups per row; a missing parent is still an "
-        "error that stores nothing. The raw side keeps one row per statement and SQLite's per-row checks, which is why "
-        "the library now writes faster than that loop. (3) Schema version 2 "
+        "What makes these figures. (1) The writer's group commits send scores and traces 32 rows per multi-row `INSERT` "
+        "statement, so SQLite's per-statement work is paid once per chunk, and many writes share one commit. (2) A group "
+        "checks its scores' foreign keys once per distinct evaluation and example inside the transaction (then inserts with "
+        "SQLite's per-row check off on that connection, and switches it back on), instead of two parent lookups per row; a "
+        "missing parent is still an error, and the group is then retried write by write so only the bad row is lost. "
+        "(3) Every candidate costs two round trips (its id and its evaluation's id are needed before scoring), each of "
+        "which commits first what is queued, so a run of 100 candidates of 10 scores makes about 200 commits. (4) Schema version 2 "
         "(`migrations/V2__scores_clustered_leaderboard_per_run.sql`): "
         "`scores` is a WITHOUT ROWID table clustered on `(evaluation_id, example_id)`, so a score row is one b-tree insert "
         "instead of two, and `candidate_leaderboard` groups by `(c.run_id, c.id)`, so SQLite pushes `run_id = ?` into the view "

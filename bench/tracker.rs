@@ -4,12 +4,14 @@
 //! full validation evaluation per candidate) plus TRACES trace rows into a
 //! fresh SQLite file, twice:
 //!
-//! - `ours`: through the library (`Store::create_run`, the batched methods of
-//!   `src/store/bulk.rs`, and `Store::insert_traces`), one transaction per
-//!   method call;
-//! - `raw`: the same schema (migrations/V1 + V2), pragmas (WAL, synchronous=NORMAL,
+//! - `ours`: the path an optimization takes — the store writer
+//!   (`src/store/writer.rs`): a run, then per candidate `add_candidate` and
+//!   `create_evaluation` as round trips (`Writer::call`, as the session makes
+//!   them), its scores, `FinishEvaluation` and progress as queued writes, and
+//!   the traces as queued writes, all committed in groups by the writer thread;
+//! - `raw`: the same schema (migrations V1-V3), pragmas (WAL, synchronous=NORMAL,
 //!   foreign_keys) and rows through a minimal rusqlite prepared-statement loop,
-//!   one transaction per run: the physical limit of SQLite on this machine.
+//!   one transaction per run (a plain loop, not a limit of SQLite).
 //!
 //! Then times two queries on each file (median of 20, each on a different run):
 //! "best candidate of a run" through the `candidate_leaderboard` view, and
@@ -20,7 +22,9 @@
 
 use rusqlite::{params, Connection};
 use serde_json::{json, Value};
-use skill_fleet::store::{CandidateRow, EvaluationRow, NewRun, ScoreRow, Store, TraceRow};
+use skill_fleet::store::{
+    EvalKind, NewRun, RunKind, ScoreRow, Split, Store, TraceRow, Write, Writer,
+};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -63,7 +67,8 @@ fn args() -> Args {
 /// The schema as the migrations leave it (the raw side creates it directly).
 const SCHEMA: &str = concat!(
     include_str!("../migrations/V1__initial_schema.sql"),
-    include_str!("../migrations/V2__scores_clustered_leaderboard_per_run.sql")
+    include_str!("../migrations/V2__scores_clustered_leaderboard_per_run.sql"),
+    include_str!("../migrations/V3__one_status_vocabulary_and_jobs.sql")
 );
 
 /// Deterministic pseudo-random score in [0, 1].
@@ -232,85 +237,75 @@ fn ours(a: &Args, path: &Path) -> Value {
         "trainset has fewer examples than --scores"
     );
 
+    drop(store);
+    let writer = Writer::start(path).unwrap();
     let t0 = Instant::now();
     let mut run_ids = Vec::with_capacity(a.runs);
     let mut cand_ids: Vec<Vec<i64>> = Vec::with_capacity(a.runs);
     for r in 0..a.runs {
-        let run = store
-            .create_run(&NewRun {
-                kind: "optimize",
-                optimizer: Some("bench"),
-                config_json: "{}".into(),
-                seed: Some(r as i64),
-                ..Default::default()
-            })
-            .unwrap();
-        let cands: Vec<CandidateRow> = (0..a.candidates)
-            .map(|c| CandidateRow {
-                id: 0,
-                run_id: run,
-                parent_ids: if c == 0 {
-                    "[]".into()
-                } else {
-                    format!("[{}]", c - 1)
-                },
-                origin: if c == 0 {
-                    "baseline".into()
-                } else {
-                    format!("trial-{c}")
-                },
-                spec_json: spec_json(r, c),
-                hash: format!("{r:08x}{c:08x}"),
-                trial: Some(c as i64),
-            })
-            .collect();
-        let ids = store.insert_candidates_bulk(run, &cands).unwrap();
-        let evals: Vec<EvaluationRow> = ids
-            .iter()
-            .enumerate()
-            .map(|(c, id)| EvaluationRow {
-                id: 0,
-                run_id: run,
-                candidate_id: Some(*id),
-                version_id: None,
-                split: "val".into(),
-                kind: "full".into(),
-                metric: "skill_comprehensive".into(),
-                n: a.scores as i64,
-                mean_score: Some(
-                    (0..a.scores).map(|e| score_of(r, c, e)).sum::<f64>() / a.scores as f64,
-                ),
-                status: "done".into(),
-            })
-            .collect();
-        let eval_ids = store.insert_evaluations_bulk(&evals).unwrap();
-        let score_rows: Vec<Vec<ScoreRow>> = (0..a.candidates)
-            .map(|c| {
-                examples
-                    .iter()
-                    .enumerate()
-                    .map(|(e, ex)| {
-                        let s = score_of(r, c, e);
-                        ScoreRow {
-                            example_id: *ex,
-                            score: s,
-                            feedback: Some(feedback(s)),
-                            prediction_json: None,
-                            error: None,
-                        }
-                    })
-                    .collect()
-            })
-            .collect();
-        let batches: Vec<(i64, &[ScoreRow])> = eval_ids
-            .iter()
-            .zip(&score_rows)
-            .map(|(e, rows)| (*e, rows.as_slice()))
-            .collect();
-        store.insert_scores_bulk_many(&batches).unwrap();
+        let mut new_run = NewRun::new(RunKind::Optimize, "{}".into());
+        new_run.optimizer = Some("bench".into());
+        new_run.seed = Some(r as i64);
+        let run = writer.call(move |s| s.create_run(&new_run)).unwrap();
+        let mut ids = Vec::with_capacity(a.candidates);
+        for c in 0..a.candidates {
+            let parents: Vec<i64> = if c == 0 { vec![] } else { vec![ids[c - 1]] };
+            let origin = if c == 0 {
+                "baseline".to_string()
+            } else {
+                format!("trial-{c}")
+            };
+            let (json, hash) = (spec_json(r, c), format!("{r:08x}{c:08x}"));
+            let n = a.scores;
+            let cand = writer
+                .call(move |s| {
+                    s.add_candidate(run, &parents, &origin, &json, &hash, Some(c as i64))
+                })
+                .unwrap();
+            let ev = writer
+                .call(move |s| {
+                    s.create_evaluation(
+                        run,
+                        Some(cand),
+                        None,
+                        Split::Val,
+                        EvalKind::Full,
+                        "skill_comprehensive",
+                        n,
+                    )
+                })
+                .unwrap();
+            let mut sum = 0.0;
+            for (e, ex) in examples.iter().enumerate() {
+                let score = score_of(r, c, e);
+                sum += score;
+                writer.write(Write::Score {
+                    evaluation_id: ev,
+                    row: ScoreRow {
+                        example_id: *ex,
+                        score,
+                        feedback: Some(feedback(score)),
+                        prediction_json: None,
+                        error: None,
+                    },
+                });
+                writer.write(Write::RunProgress {
+                    run_id: run,
+                    progress: (c * a.scores + e) as f64 / (a.candidates * a.scores) as f64,
+                    lm_calls: 0,
+                    cache_hits: 0,
+                });
+            }
+            writer.write(Write::FinishEvaluation {
+                evaluation_id: ev,
+                mean: sum / a.scores as f64,
+            });
+            ids.push(cand);
+        }
         run_ids.push(run);
         cand_ids.push(ids);
     }
+    writer.flush().unwrap();
     let score_secs = t0.elapsed().as_secs_f64();
 
     let t1 = Instant::now();
@@ -340,11 +335,16 @@ fn ours(a: &Args, path: &Path) -> Value {
                 response_text: Some(RESPONSE.into()),
             })
             .collect();
-        store.insert_traces(&rows).unwrap();
+        for row in rows {
+            writer.write(Write::Trace(Box::new(row)));
+        }
         written += n;
         k += 1;
     }
+    writer.flush().unwrap();
     let trace_secs = t1.elapsed().as_secs_f64();
+    drop(writer);
+    let store = Store::open(path).unwrap();
     store
         .conn()
         .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))

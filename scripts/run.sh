@@ -5,8 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-# Same profile and targets as the tests (`cargo test --all-targets`), so llama.cpp is built once.
-cargo build --all-targets --quiet
+# Only the binary it runs; the dev profile the tests use, so llama.cpp is built once for both.
+cargo build --bin skill-fleet --quiet
 BIN=target/debug/skill-fleet
 export SKILL_FLEET_DB="${SKILL_FLEET_DB:-skill-fleet.db}"
 $BIN trainset import config/training/trainset.json --name skills

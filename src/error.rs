@@ -30,6 +30,12 @@ pub enum Error {
     /// The user's request cannot be honoured as given.
     #[error("{0}")]
     Invalid(String),
+    /// A language model could not be set up or called.
+    #[error("language model: {0}")]
+    Lm(#[from] crate::lm::LmError),
+    /// No prediction could be made (every run failed, or an ensemble disagreed).
+    #[error("prediction failed: {0}")]
+    Prediction(#[from] crate::program::ensemble::EnsembleError),
     /// JSON (de)serialisation failed on data we produced ourselves.
     #[error("json error: {0}")]
     Json(#[from] serde_json::Error),

@@ -1,13 +1,11 @@
-//! `skill-fleet eval`, `predict` and `metrics test`.
+//! `skill-fleet eval`, `predict` and `metrics test|score`: argument parsing
+//! and output around the jobs in `crate::jobs`.
 
 use super::{output, App};
 use crate::data::Part;
-use crate::eval::{run_eval, EnsembleRequest, EvalRequest};
-use crate::lm::budget::Budget;
-use crate::lm::client::{CallContext, LmOptions, Lms};
-use crate::metrics;
-use crate::program::ensemble::{infer, Member, Strategy};
-use crate::program::{load_program, ProgramRef};
+use crate::jobs::{self, EnsembleRequest, EvalRequest, PredictRequest};
+use crate::program::ProgramRef;
+use crate::progress::Event;
 use anyhow::{anyhow, Context, Result};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -126,7 +124,7 @@ pub struct PredictArgs {
 pub enum MetricsCommand {
     /// Shows a metric on gold labels (should be ~1) and on perturbed labels (should drop).
     Test {
-        #[arg(long, default_value = "skill_comprehensive")]
+        #[arg(long, default_value = crate::tasks::skill::DEFAULT_METRIC)]
         metric: String,
         #[arg(long)]
         trainset: String,
@@ -141,7 +139,7 @@ pub enum MetricsCommand {
     /// PREDICTIONS is JSONL, one `{"idx": N, "prediction": {FIELD: VALUE, ...}}`
     /// per line, where N is the example's 0-based index in the trainset.
     Score {
-        #[arg(long, default_value = "skill_comprehensive")]
+        #[arg(long, default_value = crate::tasks::skill::DEFAULT_METRIC)]
         metric: String,
         #[arg(long)]
         trainset: String,
@@ -183,11 +181,14 @@ pub async fn eval(app: &App, a: EvalArgs) -> Result<ExitCode> {
     } else {
         bar(0)
     };
-    let report = run_eval(app.cli_db.clone(), app.config()?, req, |done, total| {
-        pb.set_length(total as u64);
-        pb.set_position(done as u64);
-    })
-    .await?;
+    let pb2 = pb.clone();
+    let on_event = Arc::new(move |e: &Event| {
+        if let Event::Progress { done, planned, .. } = e {
+            pb2.set_length(*planned);
+            pb2.set_position(*done);
+        }
+    });
+    let report = jobs::run_eval(&app.context()?, req, Some(on_event)).await?;
     pb.finish_and_clear();
     if app.json {
         output::json(&report)?;
@@ -216,282 +217,114 @@ pub async fn eval(app: &App, a: EvalArgs) -> Result<ExitCode> {
 }
 
 pub async fn predict(app: &App, a: PredictArgs) -> Result<ExitCode> {
-    let config = app.config()?;
-    let taxonomy = config.taxonomy()?;
-    let mut store = app.store()?;
-    let (spec, version) = load_program(&mut store, &a.program.to_ref())?;
     let inputs: Map<String, Value> = serde_json::from_str(&a.input)
         .context("--input: expected a JSON object of input fields")?;
-    let missing: Vec<String> = spec
-        .input_fields()
-        .into_iter()
-        .filter(|f| !inputs.contains_key(f))
-        .collect();
-    if !missing.is_empty() {
-        return Err(anyhow!(
-            "--input lacks field(s) {}; the program's inputs are {}",
-            missing.join(", "),
-            spec.input_fields().join(", ")
-        ));
-    }
-    let lms = Arc::new(Lms::new(
-        config.clone(),
-        LmOptions {
-            db: Some(app.cli_db.clone()),
-            no_cache: a.no_cache,
-        },
-        Arc::new(Budget::unlimited()),
-    )?);
-    let lm = lms.role("task")?;
-    let constants = Arc::new(spec.resolve_constants(&taxonomy.names()));
-    if a.show_prompt {
-        for p in &spec.predictors {
-            let r = crate::program::adapter::render(spec.adapter, p, &constants, &inputs);
-            eprintln!(
-                "--- prompt of `{}` ---\n{}\n---",
-                p.name,
-                crate::program::run::prompt_text(&r.prompt)
-            );
-        }
-    }
-    let (strategy, others) = match a.ensemble.to_request() {
-        Some(e) => e.build(&config, &lms, &mut store, &spec.name, &constants)?,
-        None => (Strategy::Single, Vec::new()),
+    let req = PredictRequest {
+        program: a.program.to_ref(),
+        inputs,
+        no_cache: a.no_cache,
+        ensemble: a.ensemble.to_request(),
     };
-    let mut members = vec![Member {
-        spec: Arc::new(spec.clone()),
-        constants: constants.clone(),
-        lm,
-    }];
-    members.extend(others);
-    let chosen = infer(&members, &strategy, &inputs, &CallContext::default()).await?;
-    let pred = chosen.prediction;
-    lms.flush_traces();
+    let r = jobs::predict(&app.context()?, req, a.show_prompt).await?;
+    for (name, prompt) in &r.prompts {
+        eprintln!("--- prompt of `{name}` ---\n{prompt}\n---");
+    }
     if app.json {
         output::json(&serde_json::json!({
-            "program": spec.name, "version": version.version, "outputs": pred.outputs,
-            "lm_calls": pred.lm_calls, "cache_hits": pred.cache_hits,
-            "chosen": chosen.index, "runs": chosen.runs, "agreement": chosen.agreement, "reward": chosen.reward,
+            "program": r.program, "version": r.version, "outputs": r.outputs,
+            "lm_calls": r.lm_calls, "cache_hits": r.cache_hits,
+            "chosen": r.chosen, "runs": r.runs, "agreement": r.agreement, "reward": r.reward,
         }))?;
     } else {
-        if chosen.runs > 1 {
+        if r.runs > 1 {
             eprintln!(
                 "[chose run {} of {}{}{}]",
-                chosen.index + 1,
-                chosen.runs,
-                chosen
-                    .agreement
+                r.chosen + 1,
+                r.runs,
+                r.agreement
                     .map(|a| format!(", agreement {a:.2}"))
                     .unwrap_or_default(),
-                chosen
-                    .reward
-                    .map(|r| format!(", reward {r:.2}"))
+                r.reward
+                    .map(|x| format!(", reward {x:.2}"))
                     .unwrap_or_default()
             );
         }
-        for (k, v) in &pred.outputs {
+        for (k, v) in &r.outputs {
             println!("{k}: {}", crate::program::signature::render_value(v));
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// Perturbations applied to gold labels by `metrics test`.
-fn perturb(labels: &Map<String, Value>) -> Vec<(&'static str, Map<String, Value>)> {
-    let mut out = Vec::new();
-    let mut wrong_cat = labels.clone();
-    if let Some(Value::String(p)) = labels.get("taxonomy_path") {
-        let name = p.rsplit('/').next().unwrap_or("");
-        let other = if p.starts_with("python/") {
-            "rust"
-        } else {
-            "python"
-        };
-        wrong_cat.insert(
-            "taxonomy_path".into(),
-            Value::String(format!("{other}/{name}")),
-        );
-        out.push(("wrong category", wrong_cat));
-    }
-    let mut style = labels.clone();
-    if let Some(Value::String(s)) = labels.get("skill_style") {
-        style.insert(
-            "skill_style".into(),
-            Value::String(
-                if s == "minimal" {
-                    "comprehensive"
-                } else {
-                    "minimal"
-                }
-                .into(),
-            ),
-        );
-        out.push(("wrong style", style));
-    }
-    let mut bad_meta = labels.clone();
-    bad_meta.insert("name".into(), Value::String("Not_Kebab Name".into()));
-    bad_meta.insert("description".into(), Value::String("A skill.".into()));
-    bad_meta.insert("keywords".into(), serde_json::json!(["One"]));
-    out.push(("broken metadata", bad_meta));
-    let empty: Map<String, Value> = labels
-        .keys()
-        .map(|k| (k.clone(), Value::String(String::new())))
-        .collect();
-    out.push(("empty answer", empty));
-    out
-}
-
 pub async fn metrics(app: &App, cmd: MetricsCommand) -> Result<ExitCode> {
-    let (metric, trainset, examples, program) = match cmd {
+    let ctx = app.context()?;
+    match cmd {
         MetricsCommand::Test {
             metric,
             trainset,
             examples,
             program,
-        } => (metric, trainset, examples, program),
+        } => {
+            let r = jobs::test_metric(&ctx, &metric, &trainset, &program, examples).await?;
+            if app.json {
+                let means: Map<String, Value> = r
+                    .labels
+                    .iter()
+                    .zip(&r.means)
+                    .map(|(l, m)| (l.clone(), serde_json::json!(m)))
+                    .collect();
+                output::json(&serde_json::json!({"metric": r.metric, "mean": means}))?;
+            } else {
+                let mut headers = vec!["example"];
+                headers.extend(r.labels.iter().map(String::as_str));
+                let table: Vec<Vec<String>> = r
+                    .rows
+                    .iter()
+                    .map(|(id, scores)| {
+                        std::iter::once(id.to_string())
+                            .chain(scores.iter().map(|s| format!("{s:.2}")))
+                            .collect()
+                    })
+                    .collect();
+                output::table(&headers, &table);
+                let mean_row: Vec<String> = std::iter::once("mean".to_string())
+                    .chain(r.means.iter().map(|m| format!("{m:.2}")))
+                    .collect();
+                output::table(&headers, &[mean_row]);
+            }
+        }
         MetricsCommand::Score {
             metric,
             trainset,
             program,
             predictions,
-        } => return score_predictions(app, &metric, &trainset, &program, &predictions).await,
-    };
-    let config = app.config()?;
-    let mut store = app.store()?;
-    let (spec, _) = load_program(
-        &mut store,
-        &ProgramRef {
-            program,
-            ..Default::default()
-        },
-    )?;
-    let ts = store.find_trainset(&trainset)?;
-    let rows = store.examples(ts.id)?;
-    let m = metrics::resolve(&metric, &config.metrics, None)?;
-    let mut table = Vec::new();
-    let mut sums: Vec<(String, f64, usize)> = Vec::new();
-    for e in rows.iter().take(examples) {
-        let (_, gold) = spec.example_io(&e.fields);
-        let g = m.score(&gold, &gold).await;
-        let mut row = vec![e.id.to_string(), format!("{:.2}", g.score)];
-        let mut add = |label: &str, s: f64| match sums.iter_mut().find(|x| x.0 == label) {
-            Some(x) => {
-                x.1 += s;
-                x.2 += 1;
+        } => {
+            let r =
+                jobs::score_predictions(&ctx, &metric, &trainset, &program, &predictions).await?;
+            if app.json {
+                let rows: Vec<Value> = r
+                    .scores
+                    .iter()
+                    .map(|(idx, score, feedback)| serde_json::json!({"idx": idx, "score": score, "feedback": feedback}))
+                    .collect();
+                output::json(&serde_json::json!({
+                    "metric": r.metric,
+                    "n": r.n,
+                    "mean": r.mean,
+                    "scores": rows,
+                }))?;
+            } else {
+                let table: Vec<Vec<String>> = r
+                    .scores
+                    .iter()
+                    .map(|(idx, score, feedback)| {
+                        vec![idx.to_string(), format!("{score:.3}"), feedback.clone()]
+                    })
+                    .collect();
+                output::table(&["idx", "score", "feedback"], &table);
+                println!("{}: mean {:.4} over {} predictions", r.metric, r.mean, r.n);
             }
-            None => sums.push((label.to_string(), s, 1)),
-        };
-        add("gold", g.score);
-        for (label, p) in perturb(&gold) {
-            let r = m.score(&gold, &p).await;
-            row.push(format!("{:.2}", r.score));
-            add(label, r.score);
         }
-        table.push(row);
-    }
-    if app.json {
-        let means: Map<String, Value> = sums
-            .iter()
-            .map(|(l, s, n)| (l.clone(), serde_json::json!(s / *n as f64)))
-            .collect();
-        output::json(&serde_json::json!({"metric": m.name(), "mean": means}))?;
-    } else {
-        let mut headers = vec!["example"];
-        headers.extend(sums.iter().map(|s| s.0.as_str()));
-        output::table(&headers, &table);
-        let mean_row: Vec<String> = std::iter::once("mean".to_string())
-            .chain(sums.iter().map(|(_, s, n)| format!("{:.2}", s / *n as f64)))
-            .collect();
-        output::table(&headers, &[mean_row]);
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// One line of a predictions file for `metrics score`.
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PredictionLine {
-    idx: i64,
-    prediction: Map<String, Value>,
-}
-
-async fn score_predictions(
-    app: &App,
-    metric: &str,
-    trainset: &str,
-    program: &str,
-    path: &std::path::Path,
-) -> Result<ExitCode> {
-    let config = app.config()?;
-    let mut store = app.store()?;
-    let (spec, _) = load_program(
-        &mut store,
-        &ProgramRef {
-            program: program.to_string(),
-            ..Default::default()
-        },
-    )?;
-    let ts = store.find_trainset(trainset)?;
-    let rows = store.examples(ts.id)?;
-    let m = metrics::resolve(metric, &config.metrics, None)?;
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading predictions {}", path.display()))?;
-    let by_idx: std::collections::HashMap<i64, _> = rows.iter().map(|r| (r.idx, r)).collect();
-    let mut scored = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let p: PredictionLine = serde_json::from_str(line).map_err(|e| {
-            anyhow!(
-                "{}:{}: {e}; expected {{\"idx\": <example index>, \"prediction\": {{<field>: <value>, ...}}}}",
-                path.display(),
-                n + 1
-            )
-        })?;
-        let example = by_idx.get(&p.idx).ok_or_else(|| {
-            anyhow!(
-                "{}:{}: idx {} is not an example of trainset `{}` (it has {} examples, idx 0..{})",
-                path.display(),
-                n + 1,
-                p.idx,
-                ts.name,
-                rows.len(),
-                rows.len()
-            )
-        })?;
-        let (_, gold) = spec.example_io(&example.fields);
-        let r = m.score(&gold, &p.prediction).await;
-        scored.push((p.idx, r.score, r.feedback));
-    }
-    if scored.is_empty() {
-        return Err(anyhow!("{}: no predictions", path.display()));
-    }
-    let mean = scored.iter().map(|s| s.1).sum::<f64>() / scored.len() as f64;
-    if app.json {
-        let rows: Vec<Value> = scored
-            .iter()
-            .map(|(idx, score, feedback)| serde_json::json!({"idx": idx, "score": score, "feedback": feedback}))
-            .collect();
-        output::json(&serde_json::json!({
-            "metric": m.name(),
-            "n": scored.len(),
-            "mean": mean,
-            "scores": rows,
-        }))?;
-    } else {
-        let table: Vec<Vec<String>> = scored
-            .iter()
-            .map(|(idx, score, feedback)| {
-                vec![idx.to_string(), format!("{score:.3}"), feedback.clone()]
-            })
-            .collect();
-        output::table(&["idx", "score", "feedback"], &table);
-        println!(
-            "{}: mean {mean:.4} over {} predictions",
-            m.name(),
-            scored.len()
-        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -2,7 +2,7 @@
 
 use super::{output, App};
 use crate::lm::budget::Budget;
-use crate::lm::client::{CallContext, LmOptions, Lms};
+use crate::lm::client::CallContext;
 use crate::lm::{ChatMessage, LmRequest};
 use anyhow::{anyhow, Result};
 use clap::Subcommand;
@@ -69,10 +69,9 @@ fn cutoff(spec: &str) -> Result<String> {
 }
 
 pub fn run_cache(app: &App, cmd: CacheCommand) -> Result<ExitCode> {
-    let store = app.store()?;
     match cmd {
         CacheCommand::Stats => {
-            let s = store.cache_stats()?;
+            let s = app.reader()?.cache_stats()?;
             if app.json {
                 output::json(&s)?;
             } else {
@@ -90,7 +89,7 @@ pub fn run_cache(app: &App, cmd: CacheCommand) -> Result<ExitCode> {
         }
         CacheCommand::Clear { older_than } => {
             let cut = older_than.as_deref().map(cutoff).transpose()?;
-            let n = store.cache_clear(cut.as_deref())?;
+            let n = app.store()?.cache_clear(cut.as_deref())?;
             if app.json {
                 output::json(&serde_json::json!({"deleted": n}))?;
             } else {
@@ -102,20 +101,13 @@ pub fn run_cache(app: &App, cmd: CacheCommand) -> Result<ExitCode> {
 }
 
 pub async fn run(app: &App, cmd: LmCommand) -> Result<ExitCode> {
-    let config = app.config()?;
+    let ctx = app.context()?;
     let (role, no_cache) = match &cmd {
         LmCommand::Complete { role, no_cache, .. } | LmCommand::Chat { role, no_cache, .. } => {
             (role.clone(), *no_cache)
         }
     };
-    let lms = Lms::new(
-        config,
-        LmOptions {
-            db: Some(app.cli_db.clone()),
-            no_cache,
-        },
-        Arc::new(Budget::unlimited()),
-    )?;
+    let lms = ctx.lms(no_cache, Arc::new(Budget::unlimited()))?;
     let client = lms.role(&role)?;
     let mut req = match &cmd {
         LmCommand::Complete { prompt, .. } => LmRequest::text(prompt.clone()),
@@ -167,7 +159,7 @@ pub async fn run(app: &App, cmd: LmCommand) -> Result<ExitCode> {
             },
         )
         .await?;
-    lms.flush_traces();
+    lms.flush_traces()?;
     if app.json {
         output::json(&serde_json::json!({
             "text": out.response.text(), "choices": out.response.choices,

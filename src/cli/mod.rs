@@ -93,9 +93,24 @@ impl App {
         Config::load(&path, explicit).with_context(|| format!("loading config {}", path.display()))
     }
 
-    /// Opens (and migrates) the tracker database.
+    /// Opens (and migrates) the tracker database for a command's own
+    /// writes (imports, registrations, aliases): one transaction each.
     pub fn store(&self) -> Result<Store> {
         Store::open(&self.cli_db)
+            .with_context(|| format!("opening database {}", self.cli_db.display()))
+    }
+
+    /// A read-only connection, after making sure the file exists and is
+    /// migrated (so a fresh path or an older schema reads like a new one).
+    pub fn reader(&self) -> Result<Store> {
+        drop(self.store()?);
+        Store::open_read_only(&self.cli_db)
+            .with_context(|| format!("opening database {} read-only", self.cli_db.display()))
+    }
+
+    /// What jobs need: the config and a store writer on the database.
+    pub fn context(&self) -> Result<crate::jobs::Context> {
+        crate::jobs::Context::open(&self.cli_db, self.config()?)
             .with_context(|| format!("opening database {}", self.cli_db.display()))
     }
 }

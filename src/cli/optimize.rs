@@ -1,12 +1,15 @@
-//! `skill-fleet optimize` and `skill-fleet runs`.
+//! `skill-fleet optimize` and `skill-fleet runs`: argument parsing and output
+//! around the optimize job in `crate::jobs::optimize`.
 
 use super::eval::ProgramArgs;
 use super::{output, App};
 use crate::data::SplitFractions;
+use crate::jobs::optimize::auto_select;
+use crate::jobs::{run_optimization, OptimizeRequest, RunHooks};
 use crate::lm::budget::BudgetLimits;
-use crate::optimize::fewshot::FewShotSettings;
-use crate::optimize::mipro::Auto;
-use crate::optimize::{run_optimization, OptimizeRequest, OptimizerKind, RunHooks};
+use crate::optimize::{Auto, OptimizerConfig, Overrides};
+use crate::progress::Event;
+use crate::store::Status;
 use anyhow::{anyhow, Result};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -27,9 +30,9 @@ pub struct OptimizeArgs {
     /// Pick the optimizer from trainset size and budget, printing why.
     #[arg(long)]
     pub auto_select: bool,
-    /// light | medium | heavy (MIPROv2 and GEPA).
-    #[arg(long, default_value = "light")]
-    pub auto: String,
+    /// light | medium | heavy (MIPROv2 and GEPA; default light).
+    #[arg(long)]
+    pub auto: Option<String>,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     #[arg(long)]
@@ -40,8 +43,8 @@ pub struct OptimizeArgs {
     #[arg(long)]
     pub metric_threshold: Option<f64>,
     /// Random-search candidates (DSPy default 16).
-    #[arg(long, default_value_t = 16)]
-    pub num_candidates: usize,
+    #[arg(long)]
+    pub num_candidates: Option<usize>,
     /// MIPROv2 trials (default: the auto formula).
     #[arg(long)]
     pub num_trials: Option<usize>,
@@ -85,63 +88,42 @@ pub enum RunsCommand {
     Show { run: i64 },
 }
 
-/// The original's optimizer recommendation: a choice with its reason.
-pub fn recommend(
-    n_examples: usize,
-    max_calls: Option<u64>,
-    max_minutes: Option<f64>,
-) -> (OptimizerKind, String) {
-    let tight = max_calls.is_some_and(|c| c < 300) || max_minutes.is_some_and(|m| m < 10.0);
-    if n_examples < 20 {
-        (OptimizerKind::Labeled, format!("{n_examples} examples is too few to bootstrap reliably; labeled demos need no optimization calls"))
-    } else if tight {
-        (
-            OptimizerKind::Bootstrap,
-            "a tight budget (under 300 calls or 10 minutes) fits one bootstrap pass".into(),
-        )
-    } else if n_examples < 100 {
-        (OptimizerKind::Miprov2, format!("{n_examples} examples and no tight budget: MIPROv2 light searches instructions and demos together"))
-    } else {
-        (OptimizerKind::Gepa, format!("{n_examples} examples give GEPA's reflection enough feedback to evolve instructions"))
-    }
-}
-
 pub async fn optimize(app: &App, a: OptimizeArgs) -> Result<ExitCode> {
-    let config = app.config()?;
-    let mut optimizer = OptimizerKind::parse(&a.optimizer)?;
-    if a.auto_select {
-        let n = match app.store()?.find_trainset(&a.trainset) {
-            Ok(t) => t.n_examples as usize,
-            Err(_) => {
-                crate::data::load_file(std::path::Path::new(&a.trainset), &config.taxonomy()?)?
-                    .examples
-                    .len()
-            }
-        };
-        let (choice, why) = recommend(n, a.max_calls, a.max_minutes);
-        eprintln!("auto-select: {} — {why}", choice.name());
-        optimizer = choice;
-    }
-    let mut req = OptimizeRequest::new(&a.program.program, &a.trainset, optimizer);
-    req.program = a.program.to_ref();
-    req.auto = Auto::parse(&a.auto)
-        .ok_or_else(|| anyhow!("--auto `{}`: expected light, medium or heavy", a.auto))?;
-    req.seed = a.seed;
-    let d = FewShotSettings::default();
-    req.fewshot = FewShotSettings {
-        max_bootstrapped_demos: a.max_bootstrapped_demos.unwrap_or(d.max_bootstrapped_demos),
-        max_labeled_demos: a.max_labeled_demos.unwrap_or(d.max_labeled_demos),
-        max_rounds: 1,
-        metric_threshold: a.metric_threshold.unwrap_or(d.metric_threshold),
+    let ctx = app.context()?;
+    let overrides = Overrides {
+        auto: a
+            .auto
+            .as_deref()
+            .map(|s| {
+                Auto::parse(s)
+                    .ok_or_else(|| anyhow!("--auto `{s}`: expected light, medium or heavy"))
+            })
+            .transpose()?,
+        max_bootstrapped_demos: a.max_bootstrapped_demos,
+        max_labeled_demos: a.max_labeled_demos,
+        metric_threshold: a.metric_threshold,
+        num_candidates: a.num_candidates,
+        num_trials: a.num_trials,
+        max_metric_calls: a.max_metric_calls,
     };
-    req.num_candidates = a.num_candidates;
-    req.num_trials = a.num_trials;
-    req.max_metric_calls = a.max_metric_calls;
-    req.limits = BudgetLimits {
+    let limits = BudgetLimits {
         max_calls: a.max_calls,
         max_tokens: a.max_tokens,
         max_cost_usd: a.max_cost,
     };
+    let optimizer = if a.auto_select {
+        let (config, why) = auto_select(&ctx, &a.trainset, &limits, a.max_minutes, &overrides)?;
+        eprintln!("auto-select: {} — {why}", config.name());
+        config
+    } else {
+        let mut config = OptimizerConfig::parse(&a.optimizer)?;
+        config.apply(&overrides)?;
+        config
+    };
+    let mut req = OptimizeRequest::new(&a.program.program, &a.trainset, optimizer);
+    req.program = a.program.to_ref();
+    req.seed = a.seed;
+    req.limits = limits;
     req.max_minutes = a.max_minutes;
     req.threads = a.threads;
     req.metric = a.metric;
@@ -177,14 +159,18 @@ pub async fn optimize(app: &App, a: OptimizeArgs) -> Result<ExitCode> {
     );
     let pb2 = pb.clone();
     let hooks = RunHooks {
-        on_progress: Some(Box::new(move |p, msg| {
-            pb2.set_position((p * 1000.0) as u64);
-            pb2.set_message(msg.to_string());
+        on_event: Some(Arc::new(move |e: &Event| {
+            if let Event::Progress {
+                fraction, message, ..
+            } = e
+            {
+                pb2.set_position((fraction * 1000.0) as u64);
+                pb2.set_message(message.clone());
+            }
         })),
         interrupted: Some(interrupted),
-        on_run_created: None,
     };
-    let report = run_optimization(app.cli_db.clone(), config, req, a.resume, hooks).await?;
+    let report = run_optimization(&ctx, req, a.resume, hooks).await?;
     pb.finish_and_clear();
     if app.json {
         output::json(&report)?;
@@ -230,7 +216,7 @@ pub async fn optimize(app: &App, a: OptimizeArgs) -> Result<ExitCode> {
             );
         }
     }
-    Ok(if report.status == "interrupted" {
+    Ok(if report.status == Status::Interrupted {
         ExitCode::from(130)
     } else {
         ExitCode::SUCCESS
@@ -238,7 +224,7 @@ pub async fn optimize(app: &App, a: OptimizeArgs) -> Result<ExitCode> {
 }
 
 pub fn runs(app: &App, cmd: RunsCommand) -> Result<ExitCode> {
-    let store = app.store()?;
+    let store = app.reader()?;
     match cmd {
         RunsCommand::List { limit } => {
             let runs = store.list_runs(limit)?;
@@ -251,9 +237,9 @@ pub fn runs(app: &App, cmd: RunsCommand) -> Result<ExitCode> {
                     .map(|r| {
                         vec![
                             r.id.to_string(),
-                            r.kind.clone(),
+                            r.kind.to_string(),
                             r.optimizer.clone().unwrap_or_default(),
-                            r.status.clone(),
+                            r.status.to_string(),
                             format!("{:.0}%", r.progress * 100.0),
                             f(r.baseline_score),
                             f(r.best_score),
@@ -301,8 +287,8 @@ pub fn runs(app: &App, cmd: RunsCommand) -> Result<ExitCode> {
                         vec![
                             e.id.to_string(),
                             e.candidate_id.map(|c| c.to_string()).unwrap_or_default(),
-                            e.split.clone(),
-                            e.kind.clone(),
+                            e.split.to_string(),
+                            e.kind.to_string(),
                             e.n.to_string(),
                             e.mean_score.map(|m| format!("{m:.4}")).unwrap_or_default(),
                             e.status.clone(),

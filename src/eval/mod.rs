@@ -3,12 +3,9 @@
 //! soon as it finishes, so callers can persist it at once.
 
 use crate::lm::client::{CallContext, LmClient};
-
-mod run;
 use crate::metrics::Metric;
 use crate::program::ensemble::{infer, Member, Strategy};
 use crate::program::{run_program, Prediction, ProgramSpec};
-pub use run::{run_eval, EnsembleRequest, EvalReport, EvalRequest};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -5,11 +5,10 @@
 //! provider, not in the request.
 
 use super::{LmRequest, LmResponse};
-use crate::store::Store;
+use crate::store::{Store, Write, Writer};
 use crate::util::{canonical_json, sha256_hex};
 use lru::LruCache;
 use std::num::NonZeroUsize;
-use std::path::Path;
 use std::sync::Mutex;
 
 /// Cache key of a request to `provider`/`model`.
@@ -25,7 +24,14 @@ pub fn cache_key(provider: &str, model: &str, request: &LmRequest) -> String {
 /// The cache shared by every client of a process.
 pub struct LmCache {
     memory: Mutex<LruCache<String, LmResponse>>,
-    db: Option<Mutex<Store>>,
+    db: Option<DbTier>,
+}
+
+/// The persistent tier: reads on a read-only connection of its own, writes
+/// through the process's one store writer (no second migrated `Store`).
+struct DbTier {
+    reader: Mutex<Store>,
+    writer: Writer,
 }
 
 impl LmCache {
@@ -39,10 +45,13 @@ impl LmCache {
         }
     }
 
-    /// A memory LRU backed by the database at `db_path`.
-    pub fn with_db(entries: usize, db_path: &Path) -> crate::Result<Self> {
+    /// A memory LRU backed by the `lm_cache` table of `writer`'s database.
+    pub fn with_db(entries: usize, writer: &Writer) -> crate::Result<Self> {
         let mut c = Self::memory_only(entries);
-        c.db = Some(Mutex::new(Store::open(db_path)?));
+        c.db = Some(DbTier {
+            reader: Mutex::new(Store::open_read_only(writer.path())?),
+            writer: writer.clone(),
+        });
         Ok(c)
     }
 
@@ -54,8 +63,11 @@ impl LmCache {
             }
         }
         let db = self.db.as_ref()?;
-        let text = db.lock().ok()?.cache_get(key).ok()??;
+        let text = db.reader.lock().ok()?.cache_get(key).ok()??;
         let response: LmResponse = serde_json::from_str(&text).ok()?;
+        db.writer.write(Write::CacheHit {
+            key: key.to_string(),
+        });
         if let Ok(mut mem) = self.memory.lock() {
             mem.put(key.to_string(), response.clone());
         }
@@ -69,9 +81,12 @@ impl LmCache {
             mem.put(key.to_string(), response.clone());
         }
         if let (Some(db), Ok(text)) = (self.db.as_ref(), serde_json::to_string(response)) {
-            if let Ok(db) = db.lock() {
-                let _ = db.cache_put(key, provider, model, &text);
-            }
+            db.writer.write(Write::CachePut {
+                key: key.to_string(),
+                provider: provider.to_string(),
+                model: model.to_string(),
+                response_json: text,
+            });
         }
     }
 }
@@ -103,8 +118,10 @@ mod tests {
             prompt_tokens: 3,
             completion_tokens: 1,
         };
-        LmCache::with_db(4, &db).unwrap().put("k", "p", "m", &r);
-        let fresh = LmCache::with_db(4, &db).unwrap();
+        let writer = Writer::start(&db).unwrap();
+        LmCache::with_db(4, &writer).unwrap().put("k", "p", "m", &r);
+        writer.flush().unwrap();
+        let fresh = LmCache::with_db(4, &writer).unwrap();
         assert_eq!(fresh.get("k"), Some(r));
         assert_eq!(fresh.get("other"), None);
     }

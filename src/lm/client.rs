@@ -7,9 +7,8 @@ use super::retry::backoff_delay;
 use super::trace::TraceSink;
 use super::{LanguageModel, LmError, LmRequest, LmResponse};
 use crate::config::{Config, Price, RetryConfig, RoleConfig};
-use crate::store::TraceRow;
+use crate::store::{TraceRow, Writer};
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
@@ -259,8 +258,9 @@ impl LmClient {
 /// Options that commands pass when building clients.
 #[derive(Debug, Clone, Default)]
 pub struct LmOptions {
-    /// Tracker database for the persistent cache and traces (None: memory only, no traces).
-    pub db: Option<PathBuf>,
+    /// The tracker's writer, for the persistent cache and traces (None: memory
+    /// only, no traces).
+    pub writer: Option<Writer>,
     /// Bypass the cache entirely (`--no-cache`).
     pub no_cache: bool,
 }
@@ -273,7 +273,7 @@ type SharedProvider = (Arc<dyn LanguageModel>, Arc<Semaphore>);
 pub struct Lms {
     config: Config,
     cache: Option<Arc<LmCache>>,
-    tracer: Option<super::trace::Tracer>,
+    writer: Option<Writer>,
     budget: Arc<Budget>,
     providers: Mutex<HashMap<String, SharedProvider>>,
     clients: Mutex<HashMap<String, Arc<LmClient>>>,
@@ -285,19 +285,15 @@ impl Lms {
         let cache = if options.no_cache || !config.lm.cache.enabled {
             None
         } else {
-            Some(Arc::new(match &options.db {
-                Some(db) => LmCache::with_db(config.lm.cache.memory_entries, db)?,
+            Some(Arc::new(match &options.writer {
+                Some(w) => LmCache::with_db(config.lm.cache.memory_entries, w)?,
                 None => LmCache::memory_only(config.lm.cache.memory_entries),
             }))
-        };
-        let tracer = match &options.db {
-            Some(db) => Some(super::trace::Tracer::start(db)?),
-            None => None,
         };
         Ok(Lms {
             config,
             cache,
-            tracer,
+            writer: options.writer,
             budget,
             providers: Mutex::new(HashMap::new()),
             clients: Mutex::new(HashMap::new()),
@@ -309,10 +305,11 @@ impl Lms {
         &self.budget
     }
 
-    /// Waits until every trace so far is written.
-    pub fn flush_traces(&self) {
-        if let Some(t) = &self.tracer {
-            t.flush();
+    /// Waits until every trace and cache entry so far is written.
+    pub fn flush_traces(&self) -> crate::Result<()> {
+        match &self.writer {
+            Some(w) => w.flush(),
+            None => Ok(()),
         }
     }
 
@@ -355,8 +352,8 @@ impl Lms {
         if let Some(c) = &self.cache {
             client = client.with_cache(c.clone());
         }
-        if let Some(t) = &self.tracer {
-            client = client.with_tracer(t.sink());
+        if let Some(w) = &self.writer {
+            client = client.with_tracer(TraceSink::new(w));
         }
         if let Some(fb) = &rc.fallback {
             if depth > 4 || fb == name {

@@ -5,12 +5,10 @@
 mod builtin;
 mod external;
 mod judge;
-mod skill;
 
 pub use builtin::{ExactMatch, LengthBounds, ListF1, LiteralMatch, RegexMatch, TokenF1};
 pub use external::CommandMetric;
 pub use judge::JudgeMetric;
-pub use skill::{KeywordsF1, MetadataQuality, NameMatch, SkillStyleAlignment, TaxonomyAccuracy};
 
 use crate::error::{Error, Result};
 use crate::lm::client::Lms;
@@ -77,27 +75,9 @@ pub struct WeightedMetric {
     pub weight: f64,
 }
 
-/// Definitions that exist without any config.
+/// Definitions that exist without any config: the tasks' composites.
 pub fn default_definitions() -> BTreeMap<String, MetricDef> {
-    let mut m = BTreeMap::new();
-    m.insert(
-        "skill_comprehensive".to_string(),
-        MetricDef::Composite(vec![
-            WeightedMetric {
-                metric: "taxonomy_accuracy".into(),
-                weight: 0.4,
-            },
-            WeightedMetric {
-                metric: "metadata_quality".into(),
-                weight: 0.3,
-            },
-            WeightedMetric {
-                metric: "skill_style_alignment".into(),
-                weight: 0.3,
-            },
-        ]),
-    );
-    m
+    crate::tasks::skill::metric_definitions()
 }
 
 /// Weighted mean of metrics; feedback lists each part.
@@ -187,11 +167,9 @@ fn resolve_depth(
             })
     };
     let m: Arc<dyn Metric> = match parts[0] {
-        "taxonomy_accuracy" => Arc::new(TaxonomyAccuracy),
-        "metadata_quality" => Arc::new(MetadataQuality),
-        "skill_style_alignment" => Arc::new(SkillStyleAlignment),
-        "name_match" => Arc::new(NameMatch),
-        "keywords_f1" => Arc::new(KeywordsF1),
+        task if crate::tasks::skill::metric(task).is_some() => {
+            crate::tasks::skill::metric(task).ok_or_else(|| Error::Invalid(task.to_string()))?
+        }
         "exact_match" => Arc::new(ExactMatch(field()?)),
         "literal_match" => Arc::new(LiteralMatch(field()?)),
         "token_f1" => Arc::new(TokenF1(field()?)),
@@ -221,13 +199,9 @@ fn resolve_depth(
         _ => {
             let mut known: Vec<String> = defs.keys().cloned().collect();
             known.extend(default_definitions().keys().cloned());
+            known.extend(crate::tasks::skill::METRICS.iter().map(|s| s.to_string()));
             known.extend(
                 [
-                    "taxonomy_accuracy",
-                    "metadata_quality",
-                    "skill_style_alignment",
-                    "name_match",
-                    "keywords_f1",
                     "exact_match:F",
                     "literal_match:F",
                     "token_f1:F",

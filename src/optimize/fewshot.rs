@@ -1,19 +1,25 @@
 //! Few-shot optimizers: LabeledFewShot, BootstrapFewShot and random search
-//! over bootstrapped demo sets (DSPy's BootstrapFewShotWithRandomSearch).
+//! over bootstrapped demo sets (DSPy's BootstrapFewShotWithRandomSearch), and
+//! the bootstrapping step MIPROv2 reuses.
 
 use super::session::{Outcome, Session};
+use super::Optimizer;
 use crate::error::Result;
 use crate::eval::EvalExample;
 use crate::program::adapter::demo_from;
 use crate::program::{Demo, ProgramSpec};
+use crate::store::{EvalKind, Split};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
 use serde_json::Map;
 use std::collections::BTreeMap;
 
-/// Demo-count settings (DSPy defaults: 4 bootstrapped, 16 labeled, 1 round).
-#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+/// Demo-count settings (DSPy defaults: 4 bootstrapped, 16 labeled, 1 round,
+/// and our 0.9 threshold for a teacher trace to count as passing).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct FewShotSettings {
     pub max_bootstrapped_demos: usize,
     pub max_labeled_demos: usize,
@@ -29,6 +35,44 @@ impl Default for FewShotSettings {
             max_labeled_demos: 16,
             max_rounds: 1,
             metric_threshold: 0.9,
+        }
+    }
+}
+
+/// LabeledFewShot: `k` demos sampled from train (DSPy default 16).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LabeledFewShot {
+    pub k: usize,
+}
+
+impl Default for LabeledFewShot {
+    fn default() -> Self {
+        LabeledFewShot { k: 16 }
+    }
+}
+
+/// BootstrapFewShot: one bootstrapped program.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BootstrapFewShot {
+    pub fewshot: FewShotSettings,
+}
+
+/// Random search over demo sets (DSPy's BootstrapFewShotWithRandomSearch).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RandomSearch {
+    pub fewshot: FewShotSettings,
+    /// Seeded bootstrapped candidates after the three fixed ones (DSPy default 16).
+    pub num_candidates: usize,
+}
+
+impl Default for RandomSearch {
+    fn default() -> Self {
+        RandomSearch {
+            fewshot: FewShotSettings::default(),
+            num_candidates: 16,
         }
     }
 }
@@ -58,58 +102,101 @@ pub fn with_labeled_demos(
     k: usize,
     seed: u64,
 ) -> ProgramSpec {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    with_demos_of(spec, &sample(pool, k, seed))
+}
+
+/// `k` examples of `pool`, sampled with `seed`.
+fn sample(pool: &[EvalExample], k: usize, seed: u64) -> Vec<EvalExample> {
     let mut order: Vec<&EvalExample> = pool.iter().collect();
-    order.shuffle(&mut rng);
+    order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
+    order.into_iter().take(k).cloned().collect()
+}
+
+/// `spec` with the labeled demos of `examples` for every predictor.
+fn with_demos_of(spec: &ProgramSpec, examples: &[EvalExample]) -> ProgramSpec {
     let mut out = spec.clone();
     for p in &mut out.predictors {
-        p.demos = order
+        p.demos = examples
             .iter()
             .filter_map(|ex| labeled_demo(spec, &p.name, ex))
-            .take(k)
             .collect();
     }
     out
 }
 
-/// LabeledFewShot: k demos sampled from train.
-pub async fn labeled(session: &Session, k: usize) -> Result<Outcome> {
-    let spec = with_labeled_demos(&session.base, &session.train, k, session.seed);
-    let id = session.add_candidate(&spec, "labeled", &[], Some(0))?;
-    session.plan(session.val.len());
-    let r = session
-        .evaluate(id, &spec, "val", "full", &session.val)
-        .await?;
-    Ok(Outcome {
-        best: spec,
-        best_candidate_id: Some(id),
-        best_val_score: r.mean,
-        stopped: session.should_stop(),
-    })
+/// A teacher: a program and the examples its labeled demos were made from,
+/// so that an example is never run by a teacher showing its own gold answer.
+#[derive(Debug, Clone)]
+pub struct Teacher {
+    pub spec: ProgramSpec,
+    pub demo_sources: Vec<EvalExample>,
+}
+
+impl Teacher {
+    /// A teacher that shows no labeled demos of ours (e.g. an optimized program).
+    pub fn plain(spec: ProgramSpec) -> Self {
+        Teacher {
+            spec,
+            demo_sources: Vec::new(),
+        }
+    }
+
+    /// The teacher DSPy uses by default: the student with labeled demos
+    /// (at most 8) sampled from train. The sample uses its own seed, not the
+    /// seed of the order bootstrapping runs the examples in.
+    pub fn labeled(session: &Session, settings: FewShotSettings) -> Self {
+        let k = settings.max_labeled_demos.min(8);
+        let sources = sample(session.train(), k, session.seed() ^ 0x7465_6163_6865_72);
+        Teacher {
+            spec: with_demos_of(session.base(), &sources),
+            demo_sources: sources,
+        }
+    }
+
+    /// The teacher for running `example`: without that example's demo, as
+    /// DSPy's BootstrapFewShot drops `x == example` from the teacher's demos.
+    fn for_example(&self, example: &EvalExample) -> Option<ProgramSpec> {
+        if !self
+            .demo_sources
+            .iter()
+            .any(|d| d.example_id == example.example_id)
+        {
+            return None;
+        }
+        let others: Vec<EvalExample> = self
+            .demo_sources
+            .iter()
+            .filter(|d| d.example_id != example.example_id)
+            .cloned()
+            .collect();
+        Some(with_demos_of(&self.spec, &others))
+    }
 }
 
 /// Runs a teacher over (shuffled) train examples and turns traces scoring at
 /// least the threshold into demos, per predictor, up to `max_bootstrapped`;
 /// then fills with labeled demos of examples not bootstrapped, up to
-/// `max_labeled` in total. Returns the student and the number bootstrapped.
+/// `max_labeled` in total. An example among the teacher's own labeled demos
+/// is run by the teacher without that demo. `seed` `None` keeps train order.
+/// Returns the student and the number bootstrapped.
 pub async fn bootstrap(
     session: &Session,
     student: &ProgramSpec,
-    teacher: &ProgramSpec,
+    teacher: &Teacher,
     train: &[EvalExample],
     settings: FewShotSettings,
-    seed: u64,
+    seed: Option<u64>,
 ) -> Result<(ProgramSpec, usize)> {
-    let teacher_id = session.add_candidate(teacher, "bootstrap-teacher", &[], None)?;
+    let teacher_id = session.add_candidate(&teacher.spec, "bootstrap-teacher", &[], None)?;
     let mut bootstrapped: BTreeMap<String, Vec<Demo>> = BTreeMap::new();
     let mut used: Vec<i64> = Vec::new();
     let max = settings.max_bootstrapped_demos;
     let mut order: Vec<EvalExample> = train.to_vec();
-    if seed != u64::MAX {
+    if let Some(seed) = seed {
         order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
     }
     // Teacher runs in chunks, stopping once every predictor has enough demos.
-    let chunk = session.threads.max(1) * 2;
+    let chunk = session.threads() * 2;
     'rounds: for _round in 0..settings.max_rounds.max(1) {
         for batch in order.chunks(chunk) {
             if bootstrapped.values().map(Vec::len).min().unwrap_or(0) >= max
@@ -126,10 +213,43 @@ pub async fn bootstrap(
                 .cloned()
                 .collect();
             session.plan(batch.len());
-            let r = session
-                .evaluate(teacher_id, teacher, "train", "minibatch", &batch)
-                .await?;
-            for s in &r.scores {
+            // Examples the teacher holds as demos run one by one without
+            // their own demo; the rest together.
+            let (own, rest): (Vec<EvalExample>, Vec<EvalExample>) = batch
+                .into_iter()
+                .partition(|e| teacher.for_example(e).is_some());
+            let mut scores = session
+                .score(
+                    teacher_id,
+                    &teacher.spec,
+                    Split::Train,
+                    EvalKind::Minibatch,
+                    &rest,
+                )
+                .await?
+                .scores;
+            for ex in &own {
+                let Some(spec) = teacher.for_example(ex) else {
+                    continue;
+                };
+                let id = session.add_candidate(
+                    &spec,
+                    &format!("bootstrap-teacher without example {}", ex.example_id),
+                    &[teacher_id],
+                    None,
+                )?;
+                let r = session
+                    .score(
+                        id,
+                        &spec,
+                        Split::Train,
+                        EvalKind::Minibatch,
+                        std::slice::from_ref(ex),
+                    )
+                    .await?;
+                scores.extend(r.scores);
+            }
+            for s in &scores {
                 if s.score < settings.metric_threshold {
                     continue;
                 }
@@ -164,119 +284,111 @@ pub async fn bootstrap(
     Ok((out, n_boot))
 }
 
-/// The teacher DSPy uses by default: the student with labeled demos.
-pub fn default_teacher(session: &Session, settings: FewShotSettings) -> ProgramSpec {
-    with_labeled_demos(
-        &session.base,
-        &session.train,
-        settings.max_labeled_demos.min(8),
-        session.seed,
-    )
-}
-
-/// BootstrapFewShot: one bootstrapped program, scored on val.
-pub async fn bootstrap_fewshot(session: &Session, settings: FewShotSettings) -> Result<Outcome> {
-    let teacher = default_teacher(session, settings);
-    let (spec, n) = bootstrap(
-        session,
-        &session.base,
-        &teacher,
-        &session.train,
-        settings,
-        session.seed,
-    )
-    .await?;
-    let id = session.add_candidate(&spec, &format!("bootstrap({n} traced)"), &[], Some(0))?;
-    session.plan(session.val.len());
-    let r = session
-        .evaluate(id, &spec, "val", "full", &session.val)
+/// Adds `spec` as a candidate and scores it on the full validation set.
+async fn validate(session: &Session, spec: &ProgramSpec, origin: &str, trial: i64) -> Result<()> {
+    let id = session.add_candidate(spec, origin, &[], Some(trial))?;
+    session.plan(session.val().len());
+    session
+        .score(id, spec, Split::Val, EvalKind::Full, session.val())
         .await?;
-    Ok(Outcome {
-        best: spec,
-        best_candidate_id: Some(id),
-        best_val_score: r.mean,
-        stopped: session.should_stop(),
-    })
+    Ok(())
 }
 
-/// Random search: zero-shot, labeled-only, unshuffled bootstrap, then seeded
-/// shuffles with a random number of bootstrapped demos; the best on val wins.
-pub async fn random_search(
-    session: &Session,
-    settings: FewShotSettings,
-    num_candidates: usize,
-) -> Result<Outcome> {
-    let mut best: Option<Outcome> = None;
-    let teacher = default_teacher(session, settings);
-    let total = num_candidates + 3;
-    for trial in 0..total {
-        if let Some(stop) = session.should_stop() {
-            return Ok(best
-                .map(|mut b| {
-                    b.stopped = Some(stop.clone());
-                    b
-                })
-                .unwrap_or(Outcome {
-                    best: session.base.clone(),
-                    best_candidate_id: None,
-                    best_val_score: 0.0,
-                    stopped: Some(stop),
-                }));
-        }
-        let (spec, origin) = match trial {
-            0 => (session.base.clone(), "zero-shot".to_string()),
-            1 => (
-                with_labeled_demos(
-                    &session.base,
-                    &session.train,
-                    settings.max_labeled_demos,
-                    session.seed,
-                ),
-                "labeled-only".into(),
-            ),
-            2 => {
-                let (s, n) = bootstrap(
-                    session,
-                    &session.base,
-                    &teacher,
-                    &session.train,
-                    settings,
-                    u64::MAX,
-                )
-                .await?;
-                (s, format!("bootstrap unshuffled ({n} traced)"))
-            }
-            _ => {
-                let seed = session.seed.wrapping_add(trial as u64);
-                let mut rng = ChaCha8Rng::seed_from_u64(seed);
-                let k = rng.gen_range(1..=settings.max_bootstrapped_demos.max(1));
-                let s2 = FewShotSettings {
-                    max_bootstrapped_demos: k,
-                    ..settings
-                };
-                let (s, n) =
-                    bootstrap(session, &session.base, &teacher, &session.train, s2, seed).await?;
-                (s, format!("bootstrap seed {seed} ({n} traced)"))
-            }
-        };
-        let id = session.add_candidate(&spec, &origin, &[], Some(trial as i64))?;
-        session.plan(session.val.len());
-        let r = session
-            .evaluate(id, &spec, "val", "full", &session.val)
-            .await?;
-        if best.as_ref().is_none_or(|b| r.mean > b.best_val_score) {
-            best = Some(Outcome {
-                best: spec,
-                best_candidate_id: Some(id),
-                best_val_score: r.mean,
-                stopped: None,
-            });
-        }
+#[async_trait::async_trait]
+impl Optimizer for LabeledFewShot {
+    fn name(&self) -> &'static str {
+        "labeled"
     }
-    Ok(best.unwrap_or(Outcome {
-        best: session.base.clone(),
-        best_candidate_id: None,
-        best_val_score: 0.0,
-        stopped: None,
-    }))
+
+    async fn compile(&self, session: &Session) -> Result<Outcome> {
+        let spec = with_labeled_demos(session.base(), session.train(), self.k, session.seed());
+        validate(session, &spec, "labeled", 0).await?;
+        Ok(session.outcome(session.should_stop()))
+    }
+}
+
+#[async_trait::async_trait]
+impl Optimizer for BootstrapFewShot {
+    fn name(&self) -> &'static str {
+        "bootstrap"
+    }
+
+    async fn compile(&self, session: &Session) -> Result<Outcome> {
+        let teacher = Teacher::labeled(session, self.fewshot);
+        let (spec, n) = bootstrap(
+            session,
+            session.base(),
+            &teacher,
+            session.train(),
+            self.fewshot,
+            Some(session.seed()),
+        )
+        .await?;
+        validate(session, &spec, &format!("bootstrap({n} traced)"), 0).await?;
+        Ok(session.outcome(session.should_stop()))
+    }
+}
+
+#[async_trait::async_trait]
+impl Optimizer for RandomSearch {
+    fn name(&self) -> &'static str {
+        "random-search"
+    }
+
+    /// Zero-shot, labeled-only, unshuffled bootstrap, then seeded shuffles
+    /// with a random number of bootstrapped demos; the best on val wins.
+    async fn compile(&self, session: &Session) -> Result<Outcome> {
+        let settings = self.fewshot;
+        let teacher = Teacher::labeled(session, settings);
+        for trial in 0..self.num_candidates + 3 {
+            if let Some(stop) = session.should_stop() {
+                return Ok(session.outcome(Some(stop)));
+            }
+            let (spec, origin) = match trial {
+                0 => (session.base().clone(), "zero-shot".to_string()),
+                1 => (
+                    with_labeled_demos(
+                        session.base(),
+                        session.train(),
+                        settings.max_labeled_demos,
+                        session.seed(),
+                    ),
+                    "labeled-only".into(),
+                ),
+                2 => {
+                    let (s, n) = bootstrap(
+                        session,
+                        session.base(),
+                        &teacher,
+                        session.train(),
+                        settings,
+                        None,
+                    )
+                    .await?;
+                    (s, format!("bootstrap unshuffled ({n} traced)"))
+                }
+                _ => {
+                    let seed = session.seed().wrapping_add(trial as u64);
+                    let k = ChaCha8Rng::seed_from_u64(seed)
+                        .gen_range(1..=settings.max_bootstrapped_demos.max(1));
+                    let s2 = FewShotSettings {
+                        max_bootstrapped_demos: k,
+                        ..settings
+                    };
+                    let (s, n) = bootstrap(
+                        session,
+                        session.base(),
+                        &teacher,
+                        session.train(),
+                        s2,
+                        Some(seed),
+                    )
+                    .await?;
+                    (s, format!("bootstrap seed {seed} ({n} traced)"))
+                }
+            };
+            validate(session, &spec, &origin, trial as i64).await?;
+        }
+        Ok(session.outcome(None))
+    }
 }

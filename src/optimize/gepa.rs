@@ -7,23 +7,24 @@
 //! are scored on the full validation set and join the frontier. Merges combine
 //! two frontier candidates predictor by predictor.
 
-use super::mipro::{clean_instruction, Auto};
+use super::mipro::Auto;
 use super::pareto::ParetoFront;
+use super::proposers::{ask, reflection_prompt, reflection_records};
 use super::session::{Outcome, Session};
 use super::tpe::mipro_num_trials;
+use super::Optimizer;
 use crate::error::Result;
-use crate::eval::{EvalResult, ExampleScore};
-use crate::lm::client::CallContext;
-use crate::lm::LmRequest;
-use crate::program::signature::render_value;
+use crate::eval::EvalResult;
 use crate::program::ProgramSpec;
+use crate::store::{EvalKind, Split};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-/// GEPA settings.
-#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
-pub struct GepaSettings {
+/// GEPA with its settings.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct Gepa {
     pub auto: Auto,
     /// Budget in example evaluations (metric calls); derived from `auto` when None.
     pub max_metric_calls: Option<usize>,
@@ -32,18 +33,20 @@ pub struct GepaSettings {
     pub max_merges: usize,
 }
 
-impl GepaSettings {
-    /// GEPA defaults: reflection minibatch of 3, merges on (5 at most).
-    pub fn new(auto: Auto) -> Self {
-        GepaSettings {
-            auto,
+impl Default for Gepa {
+    /// GEPA defaults: auto light, reflection minibatch of 3, merges on (5 at most).
+    fn default() -> Self {
+        Gepa {
+            auto: Auto::Light,
             max_metric_calls: None,
             minibatch_size: 3,
             use_merge: true,
             max_merges: 5,
         }
     }
+}
 
+impl Gepa {
     /// Metric-call budget for `auto`, by DSPy's rule of thumb: one full
     /// validation, the bootstrap allowance, the trials' minibatches and the
     /// periodic full validations MIPROv2 would make with as many candidates.
@@ -71,81 +74,41 @@ fn per_example(r: &EvalResult) -> Vec<(i64, f64)> {
     r.scores.iter().map(|s| (s.example_id, s.score)).collect()
 }
 
-/// The reflection prompt: current instruction plus examples with feedback.
-pub fn reflection_prompt(instruction: &str, records: &[(String, String, String)]) -> String {
-    let mut s = format!(
-        "An assistant was given this instruction for a task:\n```\n{}\n```\n\nHere are inputs it received, what it answered, and feedback on each answer:\n",
-        instruction.trim()
-    );
-    for (i, (inputs, outputs, feedback)) in records.iter().enumerate() {
-        s.push_str(&format!(
-            "\n# Example {}\nInputs:\n{inputs}\nAnswer:\n{outputs}\nFeedback:\n{feedback}\n",
-            i + 1
-        ));
+#[async_trait::async_trait]
+impl Optimizer for Gepa {
+    fn name(&self) -> &'static str {
+        "gepa"
     }
-    s.push_str(
-        "\nWrite a new instruction for the assistant that fixes the problems the feedback points out. \
-         Keep what works, state the rules the examples reveal, and be specific.\nNew instruction:\n```\n",
-    );
-    s
-}
 
-fn records_for(predictor: &str, scores: &[ExampleScore]) -> Vec<(String, String, String)> {
-    scores
-        .iter()
-        .map(|s| {
-            let (inputs, outputs) = match s
-                .prediction
-                .as_ref()
-                .and_then(|p| p.traces.iter().find(|t| t.predictor == predictor))
-            {
-                Some(t) => (
-                    t.inputs
-                        .iter()
-                        .filter(|(k, _)| k.as_str() != "categories")
-                        .map(|(k, v)| format!("{k}: {}", render_value(v)))
-                        .collect::<Vec<_>>()
-                        .join("\n"),
-                    t.outputs
-                        .iter()
-                        .map(|(k, v)| format!("{k}: {}", render_value(v)))
-                        .collect::<Vec<_>>()
-                        .join("\n"),
-                ),
-                None => (String::new(), s.error.clone().unwrap_or_default()),
-            };
-            (inputs, outputs, s.feedback.clone())
-        })
-        .collect()
+    async fn compile(&self, session: &Session) -> Result<Outcome> {
+        gepa(session, self).await
+    }
 }
 
 /// Runs GEPA.
-pub async fn gepa(session: &Session, s: GepaSettings) -> Result<Outcome> {
-    let val = session.val.clone();
-    let budget = s.budget(session.base.predictors.len(), val.len()) as u64;
-    let used_at_start = session.done.load(std::sync::atomic::Ordering::SeqCst);
-    let used = || session.done.load(std::sync::atomic::Ordering::SeqCst) - used_at_start;
+async fn gepa(session: &Session, s: &Gepa) -> Result<Outcome> {
+    let val = session.val().to_vec();
+    let budget = s.budget(session.base().predictors.len(), val.len()) as u64;
+    let used_at_start = session.work_done();
+    let used = || session.work_done() - used_at_start;
     session.plan(budget as usize);
-    let mut rng = ChaCha8Rng::seed_from_u64(session.seed ^ 0x6765_7061);
-    let reflection = session
-        .lms
-        .role("reflection")
-        .map_err(|e| crate::Error::Invalid(e.to_string()))?;
+    let mut rng = ChaCha8Rng::seed_from_u64(session.seed() ^ 0x6765_7061);
+    let reflection = session.lms().role("reflection")?;
 
-    let base_id = session.add_candidate(&session.base, "gepa seed", &[], Some(0))?;
+    let base_id = session.add_candidate(session.base(), "gepa seed", &[], Some(0))?;
     let base_val = session
-        .evaluate(base_id, &session.base, "val", "full", &val)
+        .score(base_id, session.base(), Split::Val, EvalKind::Full, &val)
         .await?;
     let mut front = ParetoFront::new();
     front.add(0, &per_example(&base_val));
     let mut pool = vec![Member {
-        spec: session.base.clone(),
+        spec: session.base().clone(),
         id: base_id,
         parents: vec![],
         val: base_val,
     }];
     let predictors: Vec<String> = session
-        .base
+        .base()
         .predictors
         .iter()
         .map(|p| p.name.clone())
@@ -180,7 +143,7 @@ pub async fn gepa(session: &Session, s: GepaSettings) -> Result<Outcome> {
                 batch.shuffle(&mut rng);
                 batch.truncate(s.minibatch_size.max(5));
                 let r = session
-                    .evaluate(id, &spec, "val", "minibatch", &batch)
+                    .score(id, &spec, Split::Val, EvalKind::Minibatch, &batch)
                     .await?;
                 let parent_best = [a, b]
                     .iter()
@@ -200,7 +163,9 @@ pub async fn gepa(session: &Session, s: GepaSettings) -> Result<Outcome> {
                     })
                     .fold(f64::MIN, f64::max);
                 if r.scores.iter().map(|x| x.score).sum::<f64>() >= parent_best {
-                    let full = session.evaluate(id, &spec, "val", "full", &val).await?;
+                    let full = session
+                        .score(id, &spec, Split::Val, EvalKind::Full, &val)
+                        .await?;
                     front.add(pool.len(), &per_example(&full));
                     pool.push(Member {
                         spec,
@@ -214,12 +179,18 @@ pub async fn gepa(session: &Session, s: GepaSettings) -> Result<Outcome> {
         }
         let parent = front.sample(&mut rng).unwrap_or(0);
         let predictor = predictors[iteration % predictors.len()].clone();
-        let mut batch = session.train.clone();
+        let mut batch = session.train().to_vec();
         batch.shuffle(&mut rng);
         batch.truncate(s.minibatch_size);
         let parent_spec = pool[parent].spec.clone();
         let parent_r = session
-            .evaluate(pool[parent].id, &parent_spec, "train", "minibatch", &batch)
+            .score(
+                pool[parent].id,
+                &parent_spec,
+                Split::Train,
+                EvalKind::Minibatch,
+                &batch,
+            )
             .await?;
         if parent_r.scores.iter().all(|x| x.score >= 1.0) {
             // Nothing to learn from a perfect minibatch.
@@ -229,23 +200,26 @@ pub async fn gepa(session: &Session, s: GepaSettings) -> Result<Outcome> {
             .predictor(&predictor)
             .map(|p| p.signature.instructions.clone())
             .unwrap_or_default();
-        let mut req = LmRequest::text(reflection_prompt(
+        let prompt = reflection_prompt(
             &current,
-            &records_for(&predictor, &parent_r.scores),
-        ));
-        req.params = reflection.default_params();
-        req.params.stop = vec!["```".into()];
-        req.rollout_id = Some(format!("gepa-{iteration}"));
-        req.params.seed = Some(session.seed.wrapping_add(iteration as u64));
-        let ctx = CallContext {
-            run_id: Some(session.run_id),
-            predictor: Some(format!("gepa:reflect:{predictor}")),
-            ..Default::default()
-        };
-        let Ok(out) = reflection.call(&req, &ctx).await else {
-            continue;
-        };
-        let Some(new_instruction) = clean_instruction(out.response.text()) else {
+            &reflection_records(session.base(), &predictor, &parent_r.scores),
+        );
+        let rollout = (
+            format!("gepa-{iteration}"),
+            session.seed().wrapping_add(iteration as u64),
+        );
+        let traced_as = format!("gepa:reflect:{predictor}");
+        let Some(new_instruction) = ask(
+            &reflection,
+            prompt,
+            "```",
+            None,
+            Some(rollout),
+            session.run_id(),
+            traced_as,
+        )
+        .await
+        else {
             continue;
         };
         if new_instruction == current {
@@ -262,14 +236,14 @@ pub async fn gepa(session: &Session, s: GepaSettings) -> Result<Outcome> {
             Some(iteration as i64),
         )?;
         let child_r = session
-            .evaluate(child_id, &child, "train", "minibatch", &batch)
+            .score(child_id, &child, Split::Train, EvalKind::Minibatch, &batch)
             .await?;
         let sum = |r: &EvalResult| r.scores.iter().map(|x| x.score).sum::<f64>();
         if sum(&child_r) <= sum(&parent_r) {
             continue;
         }
         let full = session
-            .evaluate(child_id, &child, "val", "full", &val)
+            .score(child_id, &child, Split::Val, EvalKind::Full, &val)
             .await?;
         front.add(pool.len(), &per_example(&full));
         pool.push(Member {
@@ -280,22 +254,7 @@ pub async fn gepa(session: &Session, s: GepaSettings) -> Result<Outcome> {
         });
         merge_due = true;
     }
-    let best = pool
-        .iter()
-        .max_by(|a, b| {
-            a.val
-                .mean
-                .partial_cmp(&b.val.mean)
-                .unwrap_or(std::cmp::Ordering::Equal)
-        })
-        .map(|m| (m.spec.clone(), m.id, m.val.mean));
-    let (spec, id, score) = best.unwrap_or((session.base.clone(), base_id, 0.0));
-    Ok(Outcome {
-        best: spec,
-        best_candidate_id: Some(id),
-        best_val_score: score,
-        stopped,
-    })
+    Ok(session.outcome(stopped))
 }
 
 fn ancestors(pool: &[Member], i: usize) -> Vec<usize> {
@@ -397,10 +356,10 @@ mod tests {
     fn auto_budget_matches_dspy() {
         // dspy.GEPA(auto="light").auto_budget(num_preds=1, num_candidates=6,
         // valset_size=28) in DSPy 3.4.1 prints 492: 28 + 6*5 + 10*35 + 3*28.
-        assert_eq!(GepaSettings::new(Auto::Light).budget(1, 28), 492);
-        let fixed = GepaSettings {
+        assert_eq!(Gepa::default().budget(1, 28), 492);
+        let fixed = Gepa {
             max_metric_calls: Some(40),
-            ..GepaSettings::new(Auto::Light)
+            ..Gepa::default()
         };
         assert_eq!(fixed.budget(1, 28), 40);
     }

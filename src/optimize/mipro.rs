@@ -2,15 +2,14 @@
 //! from the prompt role, and a seeded TPE search over (instruction, demo set)
 //! per predictor with minibatch evaluation and periodic full validation.
 
-use super::fewshot::{bootstrap, default_teacher, with_labeled_demos, FewShotSettings};
+use super::fewshot::{bootstrap, with_labeled_demos, FewShotSettings, Teacher};
+use super::proposers::{ask, dataset_summary_prompt, instruction_prompt, TIPS};
 use super::session::{Outcome, Session};
 use super::tpe::{mipro_num_trials, Observation, Tpe};
+use super::Optimizer;
 use crate::error::Result;
-use crate::eval::EvalExample;
-use crate::lm::client::CallContext;
-use crate::lm::LmRequest;
-use crate::program::signature::render_value;
 use crate::program::{Demo, ProgramSpec};
+use crate::store::{EvalKind, Split};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -55,9 +54,10 @@ impl Auto {
     }
 }
 
-/// MIPROv2 settings.
-#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
-pub struct MiproSettings {
+/// MIPROv2 with its settings.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct Miprov2 {
     pub auto: Auto,
     pub fewshot: FewShotSettings,
     pub minibatch_size: usize,
@@ -66,11 +66,12 @@ pub struct MiproSettings {
     pub num_trials: Option<usize>,
 }
 
-impl MiproSettings {
-    /// DSPy's MIPROv2 defaults (4 bootstrapped + 4 labeled demos, minibatch 35, full eval every 5 trials).
-    pub fn new(auto: Auto) -> Self {
-        MiproSettings {
-            auto,
+impl Default for Miprov2 {
+    /// DSPy's MIPROv2 defaults: auto light, 4 bootstrapped + 4 labeled demos,
+    /// minibatch 35, full evaluation every 5 trials.
+    fn default() -> Self {
+        Miprov2 {
+            auto: Auto::Light,
             fewshot: FewShotSettings {
                 max_bootstrapped_demos: 4,
                 max_labeled_demos: 4,
@@ -84,23 +85,13 @@ impl MiproSettings {
     }
 }
 
-/// Tips mixed into instruction proposals for diversity (as in DSPy's proposer).
-pub const TIPS: [&str; 6] = [
-    "",
-    "Don't be afraid to be creative when writing the new instruction.",
-    "Keep the instruction clear and concise.",
-    "Make the instruction informative and descriptive.",
-    "Mention what is at stake if the answer is wrong.",
-    "Begin the instruction with a persona relevant to the task (\"You are a ...\").",
-];
-
 /// Demo-set candidates: zero-shot, labeled-only, unshuffled bootstrap, then seeded bootstraps.
 async fn demo_candidates(
     session: &Session,
-    s: &MiproSettings,
+    s: &Miprov2,
     n: usize,
 ) -> Result<Vec<HashMap<String, Vec<Demo>>>> {
-    let teacher = default_teacher(session, s.fewshot);
+    let teacher = Teacher::labeled(session, s.fewshot);
     let mut sets = Vec::new();
     let extract = |spec: &ProgramSpec| -> HashMap<String, Vec<Demo>> {
         spec.predictors
@@ -108,33 +99,29 @@ async fn demo_candidates(
             .map(|p| (p.name.clone(), p.demos.clone()))
             .collect()
     };
-    sets.push(extract(&session.base));
+    sets.push(extract(session.base()));
     sets.push(extract(&with_labeled_demos(
-        &session.base,
-        &session.train,
+        session.base(),
+        session.train(),
         s.fewshot.max_labeled_demos,
-        session.seed,
+        session.seed(),
     )));
     let mut i = 0u64;
     while sets.len() < n.max(3) {
         if session.should_stop().is_some() {
             break;
         }
-        let seed = if i == 0 {
-            u64::MAX
-        } else {
-            session.seed.wrapping_add(i)
-        };
+        let seed = (i > 0).then(|| session.seed().wrapping_add(i));
         let mut settings = s.fewshot;
-        if i > 0 {
+        if let Some(seed) = seed {
             settings.max_bootstrapped_demos = ChaCha8Rng::seed_from_u64(seed)
                 .gen_range(1..=s.fewshot.max_bootstrapped_demos.max(1));
         }
         let (spec, _) = bootstrap(
             session,
-            &session.base,
+            session.base(),
             &teacher,
-            &session.train,
+            session.train(),
             settings,
             seed,
         )
@@ -152,56 +139,23 @@ async fn demo_candidates(
 }
 
 /// A short, grounded summary of the training data (one prompt-role call).
-async fn dataset_summary(session: &Session, examples: &[EvalExample]) -> String {
-    let lm = match session.lms.role("prompt") {
-        Ok(lm) => lm,
-        Err(_) => return String::new(),
+async fn dataset_summary(session: &Session) -> String {
+    let Ok(lm) = session.lms().role("prompt") else {
+        return String::new();
     };
-    let sample: String = examples
-        .iter()
-        .take(5)
-        .map(|e| {
-            let ins: Vec<String> = e.inputs.values().map(render_value).collect();
-            let outs: Vec<String> = e
-                .labels
-                .iter()
-                .map(|(k, v)| format!("{k}={}", render_value(v)))
-                .collect();
-            format!("- {} -> {}\n", ins.join(" | "), outs.join("; "))
-        })
-        .collect();
-    let mut req = LmRequest::text(format!(
-        "Here are examples from a dataset:\n{sample}\nA one-sentence summary of what this dataset is about:"
-    ));
-    req.params = lm.default_params();
-    req.params.stop = vec!["\n\n".into()];
-    req.params.max_tokens = 80;
-    let ctx = CallContext {
-        run_id: Some(session.run_id),
-        predictor: Some("mipro:dataset_summary".into()),
-        ..Default::default()
-    };
-    match lm.call(&req, &ctx).await {
-        Ok(out) => clean_instruction(out.response.text()).unwrap_or_default(),
-        Err(_) => String::new(),
-    }
-}
-
-/// Trims a proposed instruction; rejects empty or runaway text.
-pub fn clean_instruction(text: &str) -> Option<String> {
-    let t = text
-        .trim()
-        .trim_matches('`')
-        .trim()
-        .trim_matches('"')
-        .trim();
-    let t = t
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ");
-    (t.len() >= 15 && t.len() <= 1500).then_some(t)
+    let prompt = dataset_summary_prompt(session.base(), session.train());
+    let predictor = "mipro:dataset_summary".to_string();
+    ask(
+        &lm,
+        prompt,
+        "\n\n",
+        Some(80),
+        None,
+        session.run_id(),
+        predictor,
+    )
+    .await
+    .unwrap_or_default()
 }
 
 /// Instruction candidates for one predictor: the original first, then proposals.
@@ -212,69 +166,67 @@ async fn instruction_candidates(
     summary: &str,
     demo_sets: &[HashMap<String, Vec<Demo>>],
 ) -> Vec<String> {
-    let Some(p) = session.base.predictor(predictor) else {
+    let Some(p) = session.base().predictor(predictor) else {
         return Vec::new();
     };
     let mut out = vec![p.signature.instructions.clone()];
-    let Ok(lm) = session.lms.role("prompt") else {
+    let Ok(lm) = session.lms().role("prompt") else {
         return out;
     };
-    let mut rng = ChaCha8Rng::seed_from_u64(session.seed ^ 0x4d49_5052);
+    let mut rng = ChaCha8Rng::seed_from_u64(session.seed() ^ 0x4d49_5052);
     for k in 1..(n * 2) {
         if out.len() >= n || session.should_stop().is_some() {
             break;
         }
         let tip = TIPS[rng.gen_range(0..TIPS.len())];
-        let demos = &demo_sets[k % demo_sets.len()];
-        let example = demos
+        let demo = demo_sets[k % demo_sets.len()]
             .get(predictor)
-            .and_then(|d| d.first())
-            .map(|d| {
-                d.iter()
-                    .filter(|(k, _)| k.as_str() != "categories")
-                    .map(|(k, v)| format!("{k}: {}", render_value(v)))
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            })
-            .unwrap_or_default();
-        let prompt = format!(
-            "Dataset: {summary}\nProgram: {}\nInputs: {}\nOutputs: {}\nExample:\n{example}\n\nCurrent instruction: {}\n{}\nWrite a better instruction for this task.\nNew instruction:",
-            session.base.description,
-            p.signature.inputs.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", "),
-            p.signature.outputs.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", "),
-            p.signature.instructions.trim(),
-            if tip.is_empty() { String::new() } else { format!("Tip: {tip}\n") },
+            .and_then(|d| d.first());
+        let prompt = instruction_prompt(session.base(), p, summary, demo, tip);
+        let rollout = (
+            format!("mipro-instruction-{k}"),
+            session.seed().wrapping_add(k as u64),
         );
-        let mut req = LmRequest::text(prompt);
-        req.params = lm.default_params();
-        req.params.stop = vec!["\n\n".into()];
-        req.rollout_id = Some(format!("mipro-instruction-{k}"));
-        req.params.seed = Some(session.seed.wrapping_add(k as u64));
-        let ctx = CallContext {
-            run_id: Some(session.run_id),
-            predictor: Some(format!("mipro:propose:{predictor}")),
-            ..Default::default()
-        };
-        if let Ok(o) = lm.call(&req, &ctx).await {
-            if let Some(instr) = clean_instruction(o.response.text()) {
-                if !out.contains(&instr) {
-                    out.push(instr);
-                }
+        let traced_as = format!("mipro:propose:{predictor}");
+        if let Some(instr) = ask(
+            &lm,
+            prompt,
+            "\n\n",
+            None,
+            Some(rollout),
+            session.run_id(),
+            traced_as,
+        )
+        .await
+        {
+            if !out.contains(&instr) {
+                out.push(instr);
             }
         }
     }
     out
 }
 
+#[async_trait::async_trait]
+impl Optimizer for Miprov2 {
+    fn name(&self) -> &'static str {
+        "miprov2"
+    }
+
+    async fn compile(&self, session: &Session) -> Result<Outcome> {
+        mipro(session, self).await
+    }
+}
+
 /// Runs MIPROv2.
-pub async fn mipro(session: &Session, s: MiproSettings) -> Result<Outcome> {
+async fn mipro(session: &Session, s: &Miprov2) -> Result<Outcome> {
     let n = s.auto.n_candidates();
-    let mut val = session.val.clone();
+    let mut val = session.val().to_vec();
     val.truncate(s.auto.val_size());
-    let demo_sets = demo_candidates(session, &s, n).await?;
-    let summary = dataset_summary(session, &session.train).await;
+    let demo_sets = demo_candidates(session, s, n).await?;
+    let summary = dataset_summary(session).await;
     let predictors: Vec<String> = session
-        .base
+        .base()
         .predictors
         .iter()
         .map(|p| p.name.clone())
@@ -297,7 +249,7 @@ pub async fn mipro(session: &Session, s: MiproSettings) -> Result<Outcome> {
         .unwrap_or_else(|| mipro_num_trials(sizes.len(), n));
     let minibatch = val.len() > s.minibatch_size;
     let build = |choice: &[usize]| -> ProgramSpec {
-        let mut spec = session.base.clone();
+        let mut spec = session.base().clone();
         for (i, p) in predictors.iter().enumerate() {
             if let Some(ps) = spec.predictor_mut(p) {
                 ps.signature.instructions = instructions[p][choice[2 * i]].clone();
@@ -329,25 +281,20 @@ pub async fn mipro(session: &Session, s: MiproSettings) -> Result<Outcome> {
     let base_spec = build(&default_choice);
     let base_id = session.add_candidate(&base_spec, "mipro default", &[], Some(0))?;
     let base_r = session
-        .evaluate(base_id, &base_spec, "val", "full", &val)
+        .score(base_id, &base_spec, Split::Val, EvalKind::Full, &val)
         .await?;
-    let mut best = Outcome {
-        best: base_spec,
-        best_candidate_id: Some(base_id),
-        best_val_score: base_r.mean,
-        stopped: None,
-    };
+    let mut stopped = None;
 
-    let mut tpe = Tpe::new(sizes.clone(), session.seed);
+    let mut tpe = Tpe::new(sizes.clone(), session.seed());
     let mut history: Vec<Observation> = Vec::new();
     // Minibatch scores per choice, for picking what to validate fully.
     let mut mb_scores: HashMap<Vec<usize>, Vec<f64>> = HashMap::new();
     let mut fully_evaluated: HashMap<Vec<usize>, f64> = HashMap::new();
     fully_evaluated.insert(default_choice.clone(), base_r.mean);
-    let mut rng = ChaCha8Rng::seed_from_u64(session.seed ^ 0x6d62);
+    let mut rng = ChaCha8Rng::seed_from_u64(session.seed() ^ 0x6d62);
     for trial in 1..=num_trials {
         if let Some(stop) = session.should_stop() {
-            best.stopped = Some(stop);
+            stopped = Some(stop);
             break;
         }
         let choice = tpe.suggest(&history);
@@ -363,24 +310,21 @@ pub async fn mipro(session: &Session, s: MiproSettings) -> Result<Outcome> {
             batch.shuffle(&mut rng);
             batch.truncate(s.minibatch_size);
             let r = session
-                .evaluate(id, &spec, "val", "minibatch", &batch)
+                .score(id, &spec, Split::Val, EvalKind::Minibatch, &batch)
                 .await?;
             mb_scores.entry(choice.clone()).or_default().push(r.mean);
             r.mean
         } else {
             let r = match fully_evaluated.get(&choice) {
                 Some(v) => *v,
-                None => session.evaluate(id, &spec, "val", "full", &val).await?.mean,
+                None => {
+                    session
+                        .score(id, &spec, Split::Val, EvalKind::Full, &val)
+                        .await?
+                        .mean
+                }
             };
             fully_evaluated.insert(choice.clone(), r);
-            if r > best.best_val_score {
-                best = Outcome {
-                    best: spec.clone(),
-                    best_candidate_id: Some(id),
-                    best_val_score: r,
-                    stopped: None,
-                };
-            }
             r
         };
         history.push(Observation {
@@ -402,18 +346,12 @@ pub async fn mipro(session: &Session, s: MiproSettings) -> Result<Outcome> {
                     &[base_id],
                     Some(trial as i64),
                 )?;
-                let r = session.evaluate(id, &spec, "val", "full", &val).await?;
+                let r = session
+                    .score(id, &spec, Split::Val, EvalKind::Full, &val)
+                    .await?;
                 fully_evaluated.insert(c, r.mean);
-                if r.mean > best.best_val_score {
-                    best = Outcome {
-                        best: spec,
-                        best_candidate_id: Some(id),
-                        best_val_score: r.mean,
-                        stopped: None,
-                    };
-                }
             }
         }
     }
-    Ok(best)
+    Ok(session.outcome(stopped))
 }

@@ -1,14 +1,271 @@
-//! Optimizers that improve a program's held-out score: LabeledFewShot,
-//! BootstrapFewShot, random search, MIPROv2 and GEPA. All of them work through
-//! a [`Session`], which commits every candidate and score as it happens.
+//! Optimizers that improve a program's held-out score, behind one
+//! [`Optimizer`] trait: LabeledFewShot, BootstrapFewShot, random search,
+//! MIPROv2 and GEPA. Each is a struct owning its settings (with DSPy's
+//! defaults); [`OptimizerConfig`] is the tagged, serde-able choice of one,
+//! stored with a run so that it can resume. All of them work through a
+//! [`Session`], which stores every candidate and score as it happens.
+//!
+//! Adding an optimizer: a struct implementing [`Optimizer`], a variant of
+//! [`OptimizerConfig`], and its name in [`OptimizerConfig::parse`].
 
 pub mod fewshot;
 pub mod gepa;
 pub mod mipro;
 pub mod pareto;
+pub mod proposers;
 pub mod session;
 pub mod tpe;
 
-pub use session::{Outcome, Session, StopReason};
-pub mod run;
-pub use run::{run_optimization, OptimizeReport, OptimizeRequest, OptimizerKind, RunHooks};
+pub use fewshot::{BootstrapFewShot, FewShotSettings, LabeledFewShot, RandomSearch};
+pub use gepa::Gepa;
+pub use mipro::{Auto, Miprov2};
+pub use session::{Best, Outcome, Session, SessionBuilder, StopReason};
+
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+/// An optimization strategy: compiles the session's base program into the
+/// best candidate it can find (DSPy's `Teleprompter.compile`).
+#[async_trait::async_trait]
+pub trait Optimizer: Send + Sync {
+    /// The stored name (`runs.optimizer`).
+    fn name(&self) -> &'static str;
+
+    /// Searches for a better program. The session tracks the best candidate
+    /// on validation; the returned outcome is that best and why the search
+    /// stopped early, if it did.
+    async fn compile(&self, session: &Session) -> Result<Outcome>;
+}
+
+/// One optimizer with its settings; `{"kind": "miprov2", ...settings}` in JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum OptimizerConfig {
+    Labeled(LabeledFewShot),
+    Bootstrap(BootstrapFewShot),
+    RandomSearch(RandomSearch),
+    Miprov2(Miprov2),
+    Gepa(Gepa),
+}
+
+/// Settings given on the command line or in an API request, applied over an
+/// optimizer's defaults. A setting the chosen optimizer does not have is an
+/// error, never silently ignored.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Overrides {
+    pub auto: Option<Auto>,
+    pub max_bootstrapped_demos: Option<usize>,
+    pub max_labeled_demos: Option<usize>,
+    pub metric_threshold: Option<f64>,
+    pub num_candidates: Option<usize>,
+    pub num_trials: Option<usize>,
+    pub max_metric_calls: Option<usize>,
+}
+
+impl OptimizerConfig {
+    /// Every optimizer name with a one-line description.
+    pub const ALL: [(&'static str, &'static str); 5] = [
+        (
+            "labeled",
+            "k labeled demos sampled from train; no LM calls to optimize",
+        ),
+        (
+            "bootstrap",
+            "teacher traces that pass the metric become demos (DSPy BootstrapFewShot)",
+        ),
+        (
+            "random-search",
+            "zero-shot, labeled and seeded bootstrapped demo sets; best on val wins",
+        ),
+        (
+            "miprov2",
+            "instruction proposals x demo sets searched with TPE (DSPy MIPROv2)",
+        ),
+        (
+            "gepa",
+            "reflective instruction evolution on a per-example Pareto frontier (GEPA)",
+        ),
+    ];
+
+    /// The optimizer called `name` (CLI/API spelling) with its defaults.
+    pub fn parse(name: &str) -> Result<Self> {
+        Ok(match name {
+            "labeled" | "labeled-fewshot" => Self::Labeled(LabeledFewShot::default()),
+            "bootstrap" | "bootstrap-fewshot" => Self::Bootstrap(BootstrapFewShot::default()),
+            "random-search" | "random_search" => Self::RandomSearch(RandomSearch::default()),
+            "miprov2" | "mipro" => Self::Miprov2(Miprov2::default()),
+            "gepa" => Self::Gepa(Gepa::default()),
+            other => return Err(Error::Invalid(format!(
+                "optimizer `{other}`; expected labeled, bootstrap, random-search, miprov2 or gepa"
+            ))),
+        })
+    }
+
+    /// The optimizer as a trait object.
+    pub fn optimizer(&self) -> &dyn Optimizer {
+        match self {
+            Self::Labeled(o) => o,
+            Self::Bootstrap(o) => o,
+            Self::RandomSearch(o) => o,
+            Self::Miprov2(o) => o,
+            Self::Gepa(o) => o,
+        }
+    }
+
+    /// The stored name.
+    pub fn name(&self) -> &'static str {
+        self.optimizer().name()
+    }
+
+    /// Applies `o` over these settings; a setting this optimizer lacks is an
+    /// error naming it and the optimizers that have it.
+    pub fn apply(&mut self, o: &Overrides) -> Result<()> {
+        let name = self.name();
+        let refuse = |flag: &str, has: &str| -> Result<()> {
+            Err(Error::Invalid(format!(
+                "{flag} does not apply to the `{name}` optimizer; it applies to {has}"
+            )))
+        };
+        let fewshot = match self {
+            Self::Labeled(l) => {
+                if let Some(k) = o.max_labeled_demos {
+                    l.k = k;
+                }
+                None
+            }
+            Self::Bootstrap(b) => Some(&mut b.fewshot),
+            Self::RandomSearch(r) => {
+                if let Some(n) = o.num_candidates {
+                    r.num_candidates = n;
+                }
+                Some(&mut r.fewshot)
+            }
+            Self::Miprov2(m) => {
+                if let Some(a) = o.auto {
+                    m.auto = a;
+                }
+                if o.num_trials.is_some() {
+                    m.num_trials = o.num_trials;
+                }
+                Some(&mut m.fewshot)
+            }
+            Self::Gepa(g) => {
+                if let Some(a) = o.auto {
+                    g.auto = a;
+                }
+                if o.max_metric_calls.is_some() {
+                    g.max_metric_calls = o.max_metric_calls;
+                }
+                None
+            }
+        };
+        match fewshot {
+            Some(f) => {
+                if let Some(n) = o.max_bootstrapped_demos {
+                    f.max_bootstrapped_demos = n;
+                }
+                if let Some(n) = o.max_labeled_demos {
+                    f.max_labeled_demos = n;
+                }
+                if let Some(t) = o.metric_threshold {
+                    if !(0.0..=1.0).contains(&t) {
+                        return Err(Error::Invalid(format!(
+                            "--metric-threshold {t}: expected a score between 0 and 1"
+                        )));
+                    }
+                    f.metric_threshold = t;
+                }
+            }
+            None => {
+                let fewshot_optimizers = "bootstrap, random-search and miprov2";
+                if o.max_bootstrapped_demos.is_some() {
+                    refuse("--max-bootstrapped-demos", fewshot_optimizers)?;
+                }
+                if o.metric_threshold.is_some() {
+                    refuse("--metric-threshold", fewshot_optimizers)?;
+                }
+                if o.max_labeled_demos.is_some() && !matches!(self, Self::Labeled(_)) {
+                    refuse(
+                        "--max-labeled-demos",
+                        "labeled, bootstrap, random-search and miprov2",
+                    )?;
+                }
+            }
+        }
+        if o.num_candidates.is_some() && !matches!(self, Self::RandomSearch(_)) {
+            refuse("--num-candidates", "random-search")?;
+        }
+        if o.num_trials.is_some() && !matches!(self, Self::Miprov2(_)) {
+            refuse("--num-trials", "miprov2")?;
+        }
+        if o.max_metric_calls.is_some() && !matches!(self, Self::Gepa(_)) {
+            refuse("--max-metric-calls", "gepa")?;
+        }
+        if o.auto.is_some() && !matches!(self, Self::Miprov2(_) | Self::Gepa(_)) {
+            refuse("--auto", "miprov2 and gepa")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `--max-labeled-demos 16` reaches MIPROv2 (its default is 4), and
+    /// `--metric-threshold` alone is applied: the bug where MIPROv2 only took
+    /// few-shot settings that differed from BootstrapFewShot's defaults.
+    #[test]
+    fn miprov2_takes_every_fewshot_setting_given() {
+        let mut c = OptimizerConfig::parse("miprov2").unwrap();
+        c.apply(&Overrides {
+            max_labeled_demos: Some(16),
+            ..Default::default()
+        })
+        .unwrap();
+        let OptimizerConfig::Miprov2(m) = &c else {
+            panic!("{c:?}")
+        };
+        assert_eq!(m.fewshot.max_labeled_demos, 16);
+        assert_eq!(m.fewshot.max_bootstrapped_demos, 4);
+        let mut c = OptimizerConfig::parse("miprov2").unwrap();
+        c.apply(&Overrides {
+            metric_threshold: Some(0.5),
+            ..Default::default()
+        })
+        .unwrap();
+        let OptimizerConfig::Miprov2(m) = &c else {
+            panic!("{c:?}")
+        };
+        assert_eq!(m.fewshot.metric_threshold, 0.5);
+        assert_eq!(m.fewshot.max_labeled_demos, 4);
+    }
+
+    #[test]
+    fn a_setting_the_optimizer_lacks_is_refused() {
+        let mut c = OptimizerConfig::parse("bootstrap").unwrap();
+        let err = c
+            .apply(&Overrides {
+                num_trials: Some(3),
+                ..Default::default()
+            })
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "--num-trials does not apply to the `bootstrap` optimizer; it applies to miprov2"
+        );
+    }
+
+    /// The stored form is tagged by kind and reads back equal.
+    #[test]
+    fn configs_round_trip_through_json_with_their_kind() {
+        for (name, _) in OptimizerConfig::ALL {
+            let c = OptimizerConfig::parse(name).unwrap();
+            let json = serde_json::to_value(&c).unwrap();
+            assert_eq!(json["kind"], name);
+            let back: OptimizerConfig = serde_json::from_value(json).unwrap();
+            assert_eq!(back, c);
+            assert_eq!(c.name(), name);
+        }
+    }
+}

@@ -1,22 +1,21 @@
-//! One optimization run: the examples, models and metric an optimizer works
-//! with, and the bookkeeping every optimizer shares — candidates and
-//! evaluations committed as they happen, reuse of stored scores on resume,
-//! budget/time/Ctrl-C stops and progress.
+//! One optimization run as the optimizers see it: the examples, models and
+//! metric they work with, and the bookkeeping they share — candidates and
+//! scores sent to the store writer as they happen, reuse of stored scores on
+//! resume, one best-so-far tracker, budget/time/Ctrl-C stops and progress.
+//! Built with [`Session::builder`].
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::eval::{EvalExample, EvalResult, Evaluator, ExampleScore};
 use crate::lm::client::{CallContext, LmClient, Lms};
 use crate::metrics::Metric;
 use crate::program::{Prediction, ProgramSpec};
-use crate::store::{ScoreRow, Store};
+use crate::progress::{Event, EventFn};
+use crate::store::{EvalKind, ScoreRow, Split, Write, Writer};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-
-/// A progress callback: fraction done (0..1) and what is happening.
-pub type ProgressFn = Box<dyn Fn(f64, &str) + Send + Sync>;
 
 /// Why an optimizer should stop early.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,32 +35,16 @@ impl std::fmt::Display for StopReason {
     }
 }
 
-/// Shared state of one optimization run.
-pub struct Session {
-    pub store: Mutex<Store>,
-    pub run_id: i64,
-    pub base: ProgramSpec,
-    pub constants: Arc<Map<String, Value>>,
-    pub lms: Arc<Lms>,
-    pub task_lm: Arc<LmClient>,
-    pub metric: Arc<dyn Metric>,
-    pub metric_name: String,
-    pub train: Vec<EvalExample>,
-    pub val: Vec<EvalExample>,
-    pub test: Vec<EvalExample>,
-    pub threads: usize,
-    pub seed: u64,
-    /// Set by Ctrl-C; optimizers finish the current step and stop.
-    pub interrupted: Arc<AtomicBool>,
-    pub deadline: Option<Instant>,
-    /// Example evaluations planned and done, for progress.
-    pub planned: AtomicU64,
-    pub done: AtomicU64,
-    /// Called after every progress change (progress bar).
-    pub on_progress: Option<ProgressFn>,
+/// The best candidate so far on the full validation set.
+#[derive(Debug, Clone)]
+pub struct Best {
+    pub spec: ProgramSpec,
+    pub candidate_id: i64,
+    pub score: f64,
 }
 
-/// Outcome of an optimizer.
+/// What an optimizer ends with: the session's best (the base program with
+/// score 0 when nothing was validated) and why it stopped early, if it did.
 #[derive(Debug, Clone)]
 pub struct Outcome {
     pub best: ProgramSpec,
@@ -70,7 +53,204 @@ pub struct Outcome {
     pub stopped: Option<StopReason>,
 }
 
+/// Shared state of one optimization run.
+pub struct Session {
+    writer: Writer,
+    run_id: i64,
+    base: ProgramSpec,
+    constants: Arc<Map<String, Value>>,
+    lms: Arc<Lms>,
+    task_lm: Arc<LmClient>,
+    metric: Arc<dyn Metric>,
+    metric_name: String,
+    train: Vec<EvalExample>,
+    val: Vec<EvalExample>,
+    test: Vec<EvalExample>,
+    threads: usize,
+    seed: u64,
+    interrupted: Arc<AtomicBool>,
+    deadline: Option<Instant>,
+    /// Example evaluations planned and done, for progress.
+    planned: AtomicU64,
+    done: AtomicU64,
+    on_event: Option<EventFn>,
+    best: Mutex<Option<Best>>,
+}
+
+/// Builds a [`Session`]; everything but the run, program, models and metric
+/// has a default (no examples, 4 threads, seed 42, no deadline).
+pub struct SessionBuilder {
+    writer: Writer,
+    run_id: i64,
+    base: ProgramSpec,
+    lms: Arc<Lms>,
+    metric: Arc<dyn Metric>,
+    metric_name: String,
+    constants: Arc<Map<String, Value>>,
+    train: Vec<EvalExample>,
+    val: Vec<EvalExample>,
+    test: Vec<EvalExample>,
+    threads: usize,
+    seed: u64,
+    interrupted: Option<Arc<AtomicBool>>,
+    deadline: Option<Instant>,
+    on_event: Option<EventFn>,
+}
+
+impl SessionBuilder {
+    /// The program's fixed inputs (resolved spec constants).
+    pub fn constants(mut self, c: Arc<Map<String, Value>>) -> Self {
+        self.constants = c;
+        self
+    }
+
+    /// Train, validation and test examples.
+    pub fn examples(
+        mut self,
+        train: Vec<EvalExample>,
+        val: Vec<EvalExample>,
+        test: Vec<EvalExample>,
+    ) -> Self {
+        (self.train, self.val, self.test) = (train, val, test);
+        self
+    }
+
+    /// Examples evaluated at once.
+    pub fn threads(mut self, n: usize) -> Self {
+        self.threads = n.max(1);
+        self
+    }
+
+    /// Seed of every random choice the optimizers make.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// A flag that, once set (Ctrl-C, a cancel request), stops the run after
+    /// the current step.
+    pub fn interrupt(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.interrupted = Some(flag);
+        self
+    }
+
+    /// Stop after this instant.
+    pub fn deadline(mut self, at: Option<Instant>) -> Self {
+        self.deadline = at;
+        self
+    }
+
+    /// Receives progress and score events.
+    pub fn on_event(mut self, f: Option<EventFn>) -> Self {
+        self.on_event = f;
+        self
+    }
+
+    /// The session; fails when the `task` role cannot be built.
+    pub fn build(self) -> Result<Session> {
+        let task_lm = self.lms.role("task")?;
+        Ok(Session {
+            writer: self.writer,
+            run_id: self.run_id,
+            base: self.base,
+            constants: self.constants,
+            lms: self.lms,
+            task_lm,
+            metric: self.metric,
+            metric_name: self.metric_name,
+            train: self.train,
+            val: self.val,
+            test: self.test,
+            threads: self.threads,
+            seed: self.seed,
+            interrupted: self.interrupted.unwrap_or_default(),
+            deadline: self.deadline,
+            planned: AtomicU64::new(0),
+            done: AtomicU64::new(0),
+            on_event: self.on_event,
+            best: Mutex::new(None),
+        })
+    }
+}
+
 impl Session {
+    /// Starts building the session of run `run_id` optimizing `base`, scored
+    /// by `metric` (stored under `metric_name`).
+    pub fn builder(
+        writer: Writer,
+        run_id: i64,
+        base: ProgramSpec,
+        lms: Arc<Lms>,
+        metric_name: &str,
+        metric: Arc<dyn Metric>,
+    ) -> SessionBuilder {
+        SessionBuilder {
+            writer,
+            run_id,
+            base,
+            lms,
+            metric,
+            metric_name: metric_name.to_string(),
+            constants: Arc::new(Map::new()),
+            train: Vec::new(),
+            val: Vec::new(),
+            test: Vec::new(),
+            threads: 4,
+            seed: 42,
+            interrupted: None,
+            deadline: None,
+            on_event: None,
+        }
+    }
+
+    pub fn run_id(&self) -> i64 {
+        self.run_id
+    }
+
+    /// The program being optimized.
+    pub fn base(&self) -> &ProgramSpec {
+        &self.base
+    }
+
+    pub fn train(&self) -> &[EvalExample] {
+        &self.train
+    }
+
+    pub fn val(&self) -> &[EvalExample] {
+        &self.val
+    }
+
+    pub fn test(&self) -> &[EvalExample] {
+        &self.test
+    }
+
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Every LM role (proposers use `prompt` and `reflection`).
+    pub fn lms(&self) -> &Arc<Lms> {
+        &self.lms
+    }
+
+    pub fn metric_name(&self) -> &str {
+        &self.metric_name
+    }
+
+    /// The store writer the session sends its writes to.
+    pub fn writer(&self) -> &Writer {
+        &self.writer
+    }
+
+    /// Example evaluations done so far (stored ones reused count too).
+    pub fn work_done(&self) -> u64 {
+        self.done.load(Ordering::SeqCst)
+    }
+
     /// Whether work should stop now, and why.
     pub fn should_stop(&self) -> Option<StopReason> {
         if self.interrupted.load(Ordering::SeqCst) {
@@ -102,15 +282,28 @@ impl Session {
         work.max(budget).min(0.99)
     }
 
+    fn emit(&self, e: Event) {
+        if let Some(f) = &self.on_event {
+            f(&e);
+        }
+    }
+
     fn report(&self, what: &str) {
-        let p = self.progress();
+        let progress = self.progress();
         let (calls, _, _) = self.task_lm.budget().used();
-        if let Ok(store) = self.store.lock() {
-            let _ = store.update_run_progress(self.run_id, p, calls as i64, 0);
-        }
-        if let Some(cb) = &self.on_progress {
-            cb(p, what);
-        }
+        self.writer.write(Write::RunProgress {
+            run_id: self.run_id,
+            progress,
+            lm_calls: calls as i64,
+            cache_hits: 0,
+        });
+        self.emit(Event::Progress {
+            run_id: self.run_id,
+            fraction: progress,
+            done: self.done.load(Ordering::SeqCst),
+            planned: self.planned.load(Ordering::SeqCst),
+            message: what.to_string(),
+        });
     }
 
     /// Records a candidate program (idempotent by spec hash within the run).
@@ -122,160 +315,183 @@ impl Session {
         trial: Option<i64>,
     ) -> Result<i64> {
         let json = serde_json::to_string(spec)?;
-        let store = self
-            .store
-            .lock()
-            .map_err(|_| crate::Error::Invalid("store lock poisoned".into()))?;
-        store.add_candidate(
+        let (run, origin, parents, hash) = (
             self.run_id,
-            parents,
-            origin,
-            &json,
-            &spec.content_hash(),
-            trial,
-        )
+            origin.to_string(),
+            parents.to_vec(),
+            spec.content_hash(),
+        );
+        self.writer
+            .call(move |s| s.add_candidate(run, &parents, &origin, &json, &hash, trial))
+    }
+
+    /// The best candidate so far on the full validation set.
+    pub fn best(&self) -> Option<Best> {
+        self.best.lock().ok().and_then(|b| b.clone())
+    }
+
+    /// The outcome as of now: the best so far, or the base program.
+    pub fn outcome(&self, stopped: Option<StopReason>) -> Outcome {
+        match self.best() {
+            Some(b) => Outcome {
+                best: b.spec,
+                best_candidate_id: Some(b.candidate_id),
+                best_val_score: b.score,
+                stopped,
+            },
+            None => Outcome {
+                best: self.base.clone(),
+                best_candidate_id: None,
+                best_val_score: 0.0,
+                stopped,
+            },
+        }
+    }
+
+    /// Scores a candidate on `examples` of `split` with the task model — the
+    /// one path every optimizer scores through. Each score is sent to the
+    /// store as it finishes; scores this candidate already has for an example
+    /// (from any earlier evaluation, e.g. before a crash) are reused, and an
+    /// identical finished evaluation is returned as is. A full evaluation on
+    /// validation that beats the best so far becomes the best.
+    pub async fn score(
+        &self,
+        candidate_id: i64,
+        spec: &ProgramSpec,
+        split: Split,
+        kind: EvalKind,
+        examples: &[EvalExample],
+    ) -> Result<EvalResult> {
+        let ids: Vec<i64> = examples.iter().map(|e| e.example_id).collect();
+        let (run, metric, wanted) = (self.run_id, self.metric_name.clone(), ids.clone());
+        let (previous, existing) = self.writer.call(move |s| {
+            let previous = s.candidate_scores(candidate_id, &metric)?;
+            let existing =
+                s.find_evaluation_for(run, candidate_id, split, kind, &metric, &wanted)?;
+            Ok((previous, existing))
+        })?;
+        let done: HashMap<i64, ExampleScore> = previous
+            .into_iter()
+            .filter(|(id, _)| ids.contains(id))
+            .map(|(id, row)| (id, score_from_row(row)))
+            .collect();
+        let result = match existing {
+            Some((_, true)) if done.len() == ids.len() => {
+                self.done.fetch_add(ids.len() as u64, Ordering::SeqCst);
+                self.report("reused a finished evaluation");
+                result_from(examples, &done)
+            }
+            _ => {
+                let eval_id = match existing {
+                    Some((id, _)) => id,
+                    None => {
+                        let (metric, n) = (self.metric_name.clone(), ids.len());
+                        let id = self.writer.call(move |s| {
+                            s.create_evaluation(
+                                run,
+                                Some(candidate_id),
+                                None,
+                                split,
+                                kind,
+                                &metric,
+                                n,
+                            )
+                        })?;
+                        // Scores reused from earlier evaluations are recorded here too,
+                        // so every evaluation row has its complete set of scores.
+                        for s in done.values() {
+                            self.writer.write(Write::Score {
+                                evaluation_id: id,
+                                row: row_from_score(s),
+                            });
+                        }
+                        id
+                    }
+                };
+                self.done.fetch_add(done.len() as u64, Ordering::SeqCst);
+                let evaluator = self.evaluator(spec, candidate_id);
+                let message = format!("{split} {kind} of candidate {candidate_id}");
+                let result = evaluator
+                    .evaluate(examples, &done, |s| {
+                        self.writer.write(Write::Score {
+                            evaluation_id: eval_id,
+                            row: row_from_score(s),
+                        });
+                        self.done.fetch_add(1, Ordering::SeqCst);
+                        self.report(&message);
+                    })
+                    .await;
+                self.writer.write(Write::FinishEvaluation {
+                    evaluation_id: eval_id,
+                    mean: result.mean,
+                });
+                result
+            }
+        };
+        self.emit(Event::Scored {
+            run_id: self.run_id,
+            candidate_id: Some(candidate_id),
+            split,
+            kind,
+            n: result.scores.len(),
+            mean: result.mean,
+        });
+        if split == Split::Val && kind == EvalKind::Full {
+            self.consider_best(spec, candidate_id, result.mean)?;
+        }
+        Ok(result)
+    }
+
+    /// Makes the candidate the best if it beats the best so far (a tie keeps
+    /// the earlier one, so the baseline wins ties), and records it on the run.
+    fn consider_best(&self, spec: &ProgramSpec, candidate_id: i64, score: f64) -> Result<()> {
+        {
+            let mut best = self
+                .best
+                .lock()
+                .map_err(|_| Error::Invalid("best-so-far lock poisoned".into()))?;
+            if best.as_ref().is_some_and(|b| b.score >= score) {
+                return Ok(());
+            }
+            *best = Some(Best {
+                spec: spec.clone(),
+                candidate_id,
+                score,
+            });
+        }
+        let run = self.run_id;
+        self.writer
+            .call(move |s| s.update_run_scores(run, None, Some(score), Some(candidate_id), None))?;
+        self.emit(Event::NewBest {
+            run_id: self.run_id,
+            candidate_id,
+            score,
+        });
+        Ok(())
     }
 
     /// An evaluator of `spec` whose calls are traced to this run and candidate.
-    pub fn evaluator(
-        &self,
-        spec: &ProgramSpec,
-        candidate_id: Option<i64>,
-        lm: Arc<LmClient>,
-    ) -> Evaluator {
+    fn evaluator(&self, spec: &ProgramSpec, candidate_id: i64) -> Evaluator {
         Evaluator {
             spec: Arc::new(spec.clone()),
             constants: self.constants.clone(),
-            lm,
+            lm: self.task_lm.clone(),
             metric: self.metric.clone(),
             threads: self.threads,
             failure_score: 0.0,
             context: CallContext {
                 run_id: Some(self.run_id),
-                candidate_id,
+                candidate_id: Some(candidate_id),
                 ..Default::default()
             },
             strategy: crate::program::ensemble::Strategy::Single,
             others: Vec::new(),
         }
     }
-
-    /// Evaluates a candidate on `examples` of `split` (`full` or `minibatch`),
-    /// committing each score as it finishes. Scores this candidate already has
-    /// for an example (from any earlier evaluation, e.g. before a crash) are
-    /// reused, and an identical finished evaluation is returned as is.
-    pub async fn evaluate(
-        &self,
-        candidate_id: i64,
-        spec: &ProgramSpec,
-        split: &str,
-        kind: &str,
-        examples: &[EvalExample],
-    ) -> Result<EvalResult> {
-        self.evaluate_with(
-            candidate_id,
-            spec,
-            split,
-            kind,
-            examples,
-            self.task_lm.clone(),
-        )
-        .await
-    }
-
-    /// [`Session::evaluate`] with another model (e.g. a teacher).
-    pub async fn evaluate_with(
-        &self,
-        candidate_id: i64,
-        spec: &ProgramSpec,
-        split: &str,
-        kind: &str,
-        examples: &[EvalExample],
-        lm: Arc<LmClient>,
-    ) -> Result<EvalResult> {
-        let ids: Vec<i64> = examples.iter().map(|e| e.example_id).collect();
-        let (previous, existing) = {
-            let store = self
-                .store
-                .lock()
-                .map_err(|_| crate::Error::Invalid("store lock poisoned".into()))?;
-            let previous = store.candidate_scores(candidate_id, &self.metric_name)?;
-            let existing = store.find_evaluation_for(
-                self.run_id,
-                candidate_id,
-                split,
-                kind,
-                &self.metric_name,
-                &ids,
-            )?;
-            (previous, existing)
-        };
-        let done: HashMap<i64, ExampleScore> = previous
-            .into_iter()
-            .filter(|(id, _)| ids.contains(id))
-            .map(|(id, row)| (id, score_from_row(row)))
-            .collect();
-        if let Some((eval_id, true)) = existing {
-            if done.len() == ids.len() {
-                let _ = eval_id;
-                self.done.fetch_add(ids.len() as u64, Ordering::SeqCst);
-                self.report("reused a finished evaluation");
-                return Ok(result_from(examples, &done));
-            }
-        }
-        let eval_id = match existing {
-            Some((id, _)) => id,
-            None => {
-                let store = self
-                    .store
-                    .lock()
-                    .map_err(|_| crate::Error::Invalid("store lock poisoned".into()))?;
-                let id = store.create_evaluation(
-                    self.run_id,
-                    Some(candidate_id),
-                    None,
-                    split,
-                    kind,
-                    &self.metric_name,
-                    ids.len(),
-                )?;
-                // Scores reused from earlier evaluations are recorded here too,
-                // so every evaluation row has its complete set of scores.
-                for s in done.values() {
-                    store.insert_score(id, &row_from_score(s))?;
-                }
-                id
-            }
-        };
-        self.done.fetch_add(done.len() as u64, Ordering::SeqCst);
-        let evaluator = self.evaluator(spec, Some(candidate_id), lm);
-        let mut write_error = None;
-        let result = evaluator
-            .evaluate(examples, &done, |s| {
-                if let Ok(store) = self.store.lock() {
-                    if let Err(e) = store.insert_score(eval_id, &row_from_score(s)) {
-                        write_error = Some(e);
-                    }
-                }
-                self.done.fetch_add(1, Ordering::SeqCst);
-                self.report(&format!("{split} {kind} of candidate {candidate_id}"));
-            })
-            .await;
-        if let Some(e) = write_error {
-            return Err(e);
-        }
-        {
-            let store = self
-                .store
-                .lock()
-                .map_err(|_| crate::Error::Invalid("store lock poisoned".into()))?;
-            store.finish_evaluation(eval_id, result.mean)?;
-        }
-        Ok(result)
-    }
 }
 
-fn row_from_score(s: &ExampleScore) -> ScoreRow {
+/// The stored form of an example's score.
+pub fn row_from_score(s: &ExampleScore) -> ScoreRow {
     ScoreRow {
         example_id: s.example_id,
         score: s.score,

@@ -7,7 +7,7 @@ use crate::store::{NewVersion, Store, VersionRow};
 use std::path::Path;
 
 /// Which version of a program to use.
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ProgramRef {
     /// A YAML/JSON spec path, or the name of a registered program.
     pub program: String,

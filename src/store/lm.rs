@@ -4,7 +4,7 @@ use super::bulk::insert_chunked;
 use super::Store;
 use crate::error::Result;
 use crate::util::now;
-use rusqlite::{params, OptionalExtension, ToSql};
+use rusqlite::{OptionalExtension, ToSql};
 
 /// One LM call as recorded in `traces`.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -37,55 +37,23 @@ pub struct CacheStats {
 }
 
 impl Store {
-    /// Writes trace rows in one transaction (the tracer batches them).
+    /// Writes trace rows in one transaction.
     pub fn insert_traces(&mut self, rows: &[TraceRow]) -> Result<()> {
-        const HEAD: &str = "INSERT INTO traces (run_id, candidate_id, example_id, predictor, role, provider, model, \
-             prompt_tokens, completion_tokens, cost_usd, latency_ms, cache_hit, attempts, error, \
-             request_json, response_text, at) VALUES ";
-        const COLUMNS: usize = 17;
         let tx = self.conn.transaction()?;
-        {
-            let at = now();
-            insert_chunked(&tx, HEAD, COLUMNS, rows, |r, v| {
-                trace_values(r, v);
-                v.push(&at);
-            })?;
-        }
+        let refs: Vec<&TraceRow> = rows.iter().collect();
+        insert_trace_rows(&tx, &refs, &now())?;
         tx.commit()?;
         Ok(())
     }
 
-    /// A cached response by key, counting the hit.
+    /// A cached response by key (a read: the hit is counted by the writer,
+    /// see [`super::Write::CacheHit`]).
     pub fn cache_get(&self, key: &str) -> Result<Option<String>> {
-        let v: Option<String> = self
+        Ok(self
             .conn
-            .query_row(
-                "SELECT response_json FROM lm_cache WHERE key = ?1",
-                [key],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if v.is_some() {
-            self.conn
-                .execute("UPDATE lm_cache SET hits = hits + 1 WHERE key = ?1", [key])?;
-        }
-        Ok(v)
-    }
-
-    /// Stores a response under its key (first writer wins).
-    pub fn cache_put(
-        &self,
-        key: &str,
-        provider: &str,
-        model: &str,
-        response_json: &str,
-    ) -> Result<()> {
-        self.conn.execute(
-            "INSERT OR IGNORE INTO lm_cache (key, provider, model, response_json, created_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![key, provider, model, response_json, now()],
-        )?;
-        Ok(())
+            .prepare_cached("SELECT response_json FROM lm_cache WHERE key = ?1")?
+            .query_row([key], |r| r.get(0))
+            .optional()?)
     }
 
     /// Entries, hits and size of the persistent cache.
@@ -118,6 +86,23 @@ impl Store {
             None => self.conn.execute("DELETE FROM lm_cache", [])?,
         })
     }
+}
+
+/// Inserts trace rows inside the caller's transaction, all stamped `at`.
+pub(crate) fn insert_trace_rows(
+    tx: &rusqlite::Transaction,
+    rows: &[&TraceRow],
+    at: &String,
+) -> Result<()> {
+    const HEAD: &str =
+        "INSERT INTO traces (run_id, candidate_id, example_id, predictor, role, provider, model, \
+         prompt_tokens, completion_tokens, cost_usd, latency_ms, cache_hit, attempts, error, \
+         request_json, response_text, at) VALUES ";
+    const COLUMNS: usize = 17;
+    insert_chunked(tx, HEAD, COLUMNS, rows, |r, v| {
+        trace_values(r, v);
+        v.push(at);
+    })
 }
 
 /// The bound values of one trace row, in `insert_traces` column order (`at` last, added by the caller).

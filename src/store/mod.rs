@@ -2,9 +2,11 @@
 //! passthrough) that holds SQL strings.
 //!
 //! One [`Store`] wraps one connection. Connections are opened in WAL mode with a
-//! busy timeout so that several processes (an optimizer, the HTTP server, a user
-//! running `skill-fleet sql`) can share the file, and with foreign keys on so
-//! that the schema's references hold.
+//! busy timeout so that several processes (an optimization, a user running
+//! `skill-fleet sql`) can share the file, and with foreign keys on so that the
+//! schema's references hold. Within a process, jobs write through the one
+//! [`Writer`] thread; reads that need no ordering with a job's own writes use
+//! read-only connections ([`Store::open_read_only`]).
 
 mod bulk;
 mod lm;
@@ -12,12 +14,16 @@ mod programs;
 mod query;
 mod runs;
 mod trainsets;
+mod types;
+mod writer;
 
 pub use lm::{CacheStats, TraceRow};
 pub use programs::{NewVersion, VersionRow};
 pub use query::{QueryOutput, ReadOnlyQueryError};
 pub use runs::{CandidateRow, EvaluationRow, NewRun, RunRow, ScoreRow};
 pub use trainsets::{ExampleRow, SplitRow, TrainsetRow};
+pub use types::{EvalKind, RunKind, Split, Status};
+pub use writer::{Write, Writer, MAX_GROUP};
 
 use crate::error::{Error, Result};
 use rusqlite::{Connection, OpenFlags};
@@ -184,18 +190,31 @@ fn configure(conn: &Connection) -> Result<()> {
 /// Applies embedded migrations. Two processes opening a fresh file at once can
 /// race on the first migration; the loser sees "already exists" or a lock, waits
 /// and retries, and then finds the history up to date.
+///
+/// Foreign-key enforcement is off while migrating (it cannot change inside
+/// the migration's transaction): rebuilding a referenced table (version 3
+/// rebuilds `runs`) would otherwise cascade or fail. Ids are kept by every
+/// rebuild, so references stay valid; enforcement is back on afterwards.
 fn migrate(conn: &mut Connection) -> Result<()> {
-    let mut last_err = String::new();
+    conn.pragma_update(None, "foreign_keys", false)?;
+    let mut last_err = None;
     for attempt in 0..8u64 {
         match embedded::migrations::runner().run(conn) {
-            Ok(_) => return Ok(()),
+            Ok(_) => {
+                last_err = None;
+                break;
+            }
             Err(e) => {
-                last_err = e.to_string();
+                last_err = Some(e.to_string());
                 std::thread::sleep(Duration::from_millis(50 * (attempt + 1)));
             }
         }
     }
-    Err(Error::Migration(last_err))
+    conn.pragma_update(None, "foreign_keys", true)?;
+    match last_err {
+        None => Ok(()),
+        Some(e) => Err(Error::Migration(e)),
+    }
 }
 
 #[cfg(test)]
@@ -207,10 +226,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
         let s = Store::open(&path).unwrap();
-        assert_eq!(s.schema_version().unwrap(), 2);
+        assert_eq!(s.schema_version().unwrap(), 3);
         drop(s);
         let s = Store::open(&path).unwrap();
-        assert_eq!(s.schema_version().unwrap(), 2);
+        assert_eq!(s.schema_version().unwrap(), 3);
         let fk: i64 = s
             .conn()
             .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
@@ -243,7 +262,7 @@ mod tests {
             .unwrap();
         }
         let s = Store::open(&path).unwrap();
-        assert_eq!(s.schema_version().unwrap(), 2);
+        assert_eq!(s.schema_version().unwrap(), 3);
         let rows = s.scores(1).unwrap();
         assert_eq!(rows.len(), 2);
         assert_eq!(

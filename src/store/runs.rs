@@ -1,7 +1,9 @@
 //! Typed queries on runs, candidates, evaluations and per-example scores.
-//! Each write commits at once so an interrupted run loses nothing finished.
+//! The high-volume writes (scores, progress, finishing an evaluation) are
+//! [`super::Write`]s committed in groups by the store writer; the rest here
+//! run on the writer's connection through `Writer::call`.
 
-use super::Store;
+use super::{EvalKind, RunKind, Split, Status, Store};
 use crate::error::{Error, Result};
 use crate::util::now;
 use rusqlite::{params, OptionalExtension};
@@ -11,14 +13,14 @@ use std::collections::HashMap;
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RunRow {
     pub id: i64,
-    pub kind: String,
+    pub kind: RunKind,
     pub optimizer: Option<String>,
     pub config_json: String,
     pub trainset_id: Option<i64>,
     pub split_id: Option<i64>,
     pub program_id: Option<i64>,
     pub base_version_id: Option<i64>,
-    pub status: String,
+    pub status: Status,
     pub progress: f64,
     pub seed: Option<i64>,
     pub baseline_score: Option<f64>,
@@ -33,16 +35,32 @@ pub struct RunRow {
 }
 
 /// What a new run records.
-#[derive(Debug, Clone, Default)]
-pub struct NewRun<'a> {
-    pub kind: &'a str,
-    pub optimizer: Option<&'a str>,
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    pub kind: RunKind,
+    pub optimizer: Option<String>,
     pub config_json: String,
     pub trainset_id: Option<i64>,
     pub split_id: Option<i64>,
     pub program_id: Option<i64>,
     pub base_version_id: Option<i64>,
     pub seed: Option<i64>,
+}
+
+impl NewRun {
+    /// A run of `kind` with its config and nothing else linked yet.
+    pub fn new(kind: RunKind, config_json: String) -> Self {
+        NewRun {
+            kind,
+            optimizer: None,
+            config_json,
+            trainset_id: None,
+            split_id: None,
+            program_id: None,
+            base_version_id: None,
+            seed: None,
+        }
+    }
 }
 
 /// A stored score row.
@@ -62,8 +80,8 @@ pub struct EvaluationRow {
     pub run_id: i64,
     pub candidate_id: Option<i64>,
     pub version_id: Option<i64>,
-    pub split: String,
-    pub kind: String,
+    pub split: Split,
+    pub kind: EvalKind,
     pub metric: String,
     pub n: i64,
     pub mean_score: Option<f64>,
@@ -140,7 +158,7 @@ fn eval_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EvaluationRow> {
 
 impl Store {
     /// Starts a run (status `running`).
-    pub fn create_run(&self, run: &NewRun<'_>) -> Result<i64> {
+    pub fn create_run(&self, run: &NewRun) -> Result<i64> {
         self.conn.execute(
             "INSERT INTO runs (kind, optimizer, config_json, trainset_id, split_id, program_id, base_version_id, seed, started_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -176,21 +194,6 @@ impl Store {
         Ok(rows)
     }
 
-    /// Updates progress (0..1) and LM counters of a running run.
-    pub fn update_run_progress(
-        &self,
-        id: i64,
-        progress: f64,
-        lm_calls: i64,
-        cache_hits: i64,
-    ) -> Result<()> {
-        self.conn.execute(
-            "UPDATE runs SET progress = ?2, lm_calls = ?3, cache_hits = ?4 WHERE id = ?1",
-            params![id, progress.clamp(0.0, 1.0), lm_calls, cache_hits],
-        )?;
-        Ok(())
-    }
-
     /// Records the headline scores of a run as they become known.
     pub fn update_run_scores(
         &self,
@@ -208,15 +211,13 @@ impl Store {
         Ok(())
     }
 
-    /// Sets a run's status (`running` again on resume; terminal states set finished_at).
-    pub fn set_run_status(&self, id: i64, status: &str, error: Option<&str>) -> Result<()> {
-        let finished = if status == "running" {
-            None
-        } else {
-            Some(now())
-        };
+    /// Sets a run's status (`running` again on resume; finished states set
+    /// `finished_at`, and `completed` sets progress to 1).
+    pub fn set_run_status(&self, id: i64, status: Status, error: Option<&str>) -> Result<()> {
+        let finished = status.is_finished().then(now);
         self.conn.execute(
-            "UPDATE runs SET status = ?2, error = ?3, finished_at = ?4, progress = CASE WHEN ?2 = 'succeeded' THEN 1.0 ELSE progress END WHERE id = ?1",
+            "UPDATE runs SET status = ?2, error = ?3, finished_at = ?4, \
+             progress = CASE WHEN ?2 = 'completed' THEN 1.0 ELSE progress END WHERE id = ?1",
             params![id, status, error, finished],
         )?;
         Ok(())
@@ -272,8 +273,8 @@ impl Store {
         run_id: i64,
         candidate_id: Option<i64>,
         version_id: Option<i64>,
-        split: &str,
-        kind: &str,
+        split: Split,
+        kind: EvalKind,
         metric: &str,
         n: usize,
     ) -> Result<i64> {
@@ -283,25 +284,6 @@ impl Store {
             params![run_id, candidate_id, version_id, split, kind, metric, n as i64, now()],
         )?;
         Ok(self.conn.last_insert_rowid())
-    }
-
-    /// Records one example's score (committed at once).
-    pub fn insert_score(&self, evaluation_id: i64, s: &ScoreRow) -> Result<()> {
-        self.conn.execute(
-            "INSERT OR REPLACE INTO scores (evaluation_id, example_id, score, feedback, prediction_json, error) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![evaluation_id, s.example_id, s.score, s.feedback, s.prediction_json, s.error],
-        )?;
-        Ok(())
-    }
-
-    /// Closes an evaluation with its mean.
-    pub fn finish_evaluation(&self, evaluation_id: i64, mean: f64) -> Result<()> {
-        self.conn.execute(
-            "UPDATE evaluations SET mean_score = ?2, status = 'done', finished_at = ?3 WHERE id = ?1",
-            params![evaluation_id, mean, now()],
-        )?;
-        Ok(())
     }
 
     /// Scores of an evaluation.
@@ -362,8 +344,8 @@ impl Store {
         &self,
         run_id: i64,
         candidate_id: i64,
-        split: &str,
-        kind: &str,
+        split: Split,
+        kind: EvalKind,
         metric: &str,
         example_ids: &[i64],
     ) -> Result<Option<(i64, bool)>> {

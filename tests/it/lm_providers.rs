@@ -17,9 +17,9 @@ use skill_fleet::lm::client::{CallContext, LmClient, LmOutput};
 use skill_fleet::lm::gemini::GeminiModel;
 use skill_fleet::lm::openai::{Mode, OpenAiModel};
 use skill_fleet::lm::retry::parse_retry_after;
-use skill_fleet::lm::trace::Tracer;
+use skill_fleet::lm::trace::TraceSink;
 use skill_fleet::lm::{ChatMessage, LmError, LmRequest};
-use skill_fleet::store::Store;
+use skill_fleet::store::{Store, Writer};
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -394,11 +394,11 @@ fn user(text: &str) -> LmRequest {
     }])
 }
 
-/// A trace database with a running tracer.
+/// A trace database with a running store writer.
 struct Traced {
     _dir: tempfile::TempDir,
     db: PathBuf,
-    tracer: Tracer,
+    writer: Writer,
 }
 
 /// The columns of a `traces` row that these tests check.
@@ -421,18 +421,23 @@ impl Traced {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("lm.db");
-        let tracer = Tracer::start(&db).unwrap();
+        let writer = Writer::start(&db).unwrap();
         Traced {
             _dir: dir,
             db,
-            tracer,
+            writer,
         }
+    }
+
+    /// A trace sink writing to this database.
+    fn sink(&self) -> TraceSink {
+        TraceSink::new(&self.writer)
     }
 
     /// Flushes the tracer and reads every row in insertion order.
     fn rows(&self) -> Vec<Row> {
-        self.tracer.flush();
-        let store = Store::open(&self.db).unwrap();
+        self.writer.flush().unwrap();
+        let store = Store::open_read_only(&self.db).unwrap();
         let mut stmt = store
             .conn()
             .prepare(
@@ -543,7 +548,7 @@ fn approx(v: &Value, expected: f64) -> bool {
 async fn retry_after_on_429_is_honoured() {
     let server = FakeServer::start("openai", vec![Fault::Status(429, Some("1"))], Fault::Ok).await;
     let traced = Traced::new();
-    let client = openai(&server, "task", Mode::Chat, retry(3, 5)).with_tracer(traced.tracer.sink());
+    let client = openai(&server, "task", Mode::Chat, retry(3, 5)).with_tracer(traced.sink());
 
     let start = Instant::now();
     let out = call(&client, &user("rate limited")).await.unwrap();
@@ -569,7 +574,7 @@ async fn server_errors_500_and_503_are_retried() {
     )
     .await;
     let traced = Traced::new();
-    let client = openai(&server, "task", Mode::Chat, retry(3, 5)).with_tracer(traced.tracer.sink());
+    let client = openai(&server, "task", Mode::Chat, retry(3, 5)).with_tracer(traced.sink());
 
     let out = call(&client, &user("flaky")).await.unwrap();
     assert_eq!(out.attempts, 3);
@@ -593,7 +598,7 @@ async fn a_hang_past_the_timeout_is_retried() {
     )
     .await;
     let traced = Traced::new();
-    let client = openai(&server, "task", Mode::Chat, retry(2, 1)).with_tracer(traced.tracer.sink());
+    let client = openai(&server, "task", Mode::Chat, retry(2, 1)).with_tracer(traced.sink());
 
     let start = Instant::now();
     let out = call(&client, &user("slow")).await.unwrap();
@@ -610,7 +615,7 @@ async fn a_hang_past_the_timeout_is_retried() {
 async fn hanging_every_time_ends_in_a_timeout_error() {
     let server = FakeServer::start("openai", vec![], Fault::Hang(Duration::from_secs(15))).await;
     let traced = Traced::new();
-    let client = openai(&server, "task", Mode::Chat, retry(1, 1)).with_tracer(traced.tracer.sink());
+    let client = openai(&server, "task", Mode::Chat, retry(1, 1)).with_tracer(traced.sink());
 
     let start = Instant::now();
     let err = call(&client, &user("never answers")).await.unwrap_err();
@@ -640,7 +645,7 @@ async fn malformed_json_is_retried_then_reported() {
     )
     .await;
     let traced = Traced::new();
-    let client = openai(&server, "task", Mode::Chat, retry(2, 5)).with_tracer(traced.tracer.sink());
+    let client = openai(&server, "task", Mode::Chat, retry(2, 5)).with_tracer(traced.sink());
 
     let out = call(&client, &user("once malformed")).await.unwrap();
     assert_eq!(out.attempts, 2);
@@ -668,7 +673,7 @@ async fn a_truncated_body_is_retried_and_never_panics() {
     )
     .await;
     let traced = Traced::new();
-    let client = openai(&server, "task", Mode::Chat, retry(1, 5)).with_tracer(traced.tracer.sink());
+    let client = openai(&server, "task", Mode::Chat, retry(1, 5)).with_tracer(traced.sink());
 
     let out = call(&client, &user("cut once")).await.unwrap();
     assert_eq!(out.attempts, 2);
@@ -698,7 +703,7 @@ async fn a_gemini_refusal_is_not_retried() {
     // spends quota (it used to be taken for a malformed body and retried).
     let server = FakeServer::start("gemini", vec![Fault::Blocked], Fault::Ok).await;
     let traced = Traced::new();
-    let client = gemini(&server, "task", retry(3, 5)).with_tracer(traced.tracer.sink());
+    let client = gemini(&server, "task", retry(3, 5)).with_tracer(traced.sink());
     let err = call(&client, &user("something unsafe")).await.unwrap_err();
     match &err {
         LmError::Provider(msg) => assert!(msg.contains("prompt blocked (SAFETY)"), "{msg}"),
@@ -713,7 +718,7 @@ async fn a_gemini_refusal_is_not_retried() {
 async fn a_400_is_not_retried() {
     let server = FakeServer::start("openai", vec![], Fault::Status(400, None)).await;
     let traced = Traced::new();
-    let client = openai(&server, "task", Mode::Chat, retry(4, 5)).with_tracer(traced.tracer.sink());
+    let client = openai(&server, "task", Mode::Chat, retry(4, 5)).with_tracer(traced.sink());
 
     let err = call(&client, &user("bad request")).await.unwrap_err();
     match &err {
@@ -740,9 +745,9 @@ async fn the_fallback_answers_when_the_primary_exhausts_its_retries() {
     let fallback_server = FakeServer::start("fallback", vec![], Fault::Ok).await;
     let traced = Traced::new();
     let fallback =
-        Arc::new(gemini(&fallback_server, "backup", retry(1, 5)).with_tracer(traced.tracer.sink()));
+        Arc::new(gemini(&fallback_server, "backup", retry(1, 5)).with_tracer(traced.sink()));
     let primary = openai(&primary_server, "task", Mode::Chat, retry(1, 5))
-        .with_tracer(traced.tracer.sink())
+        .with_tracer(traced.sink())
         .with_fallback(fallback.clone());
 
     let out = call(&primary, &user("primary is down")).await.unwrap();
@@ -754,7 +759,7 @@ async fn the_fallback_answers_when_the_primary_exhausts_its_retries() {
     // A client error is the request's fault: the fallback is not asked.
     let bad_server = FakeServer::start("bad", vec![], Fault::Status(400, None)).await;
     let bad = openai(&bad_server, "task", Mode::Chat, retry(1, 5))
-        .with_tracer(traced.tracer.sink())
+        .with_tracer(traced.sink())
         .with_fallback(fallback);
     let err = call(&bad, &user("bad request")).await.unwrap_err();
     assert!(matches!(err, LmError::Http { status: 400, .. }), "{err:?}");
@@ -807,8 +812,8 @@ async fn absurd_retry_after_values_do_not_panic() {
 async fn api_keys_go_in_the_right_header_and_nowhere_else() {
     let server = FakeServer::start("srv", vec![Fault::Status(503, None)], Fault::Ok).await;
     let traced = Traced::new();
-    let oa = openai(&server, "task", Mode::Chat, retry(2, 5)).with_tracer(traced.tracer.sink());
-    let gm = gemini(&server, "judge", retry(2, 5)).with_tracer(traced.tracer.sink());
+    let oa = openai(&server, "task", Mode::Chat, retry(2, 5)).with_tracer(traced.sink());
+    let gm = gemini(&server, "judge", retry(2, 5)).with_tracer(traced.sink());
 
     call(&oa, &user("hello openai")).await.unwrap();
     let openai_seen = server.seen();
@@ -857,7 +862,7 @@ async fn gemini_sends_system_instruction_and_parses_parts_and_usage() {
     )
     .await;
     let traced = Traced::new();
-    let client = gemini(&server, "task", retry(3, 5)).with_tracer(traced.tracer.sink());
+    let client = gemini(&server, "task", retry(3, 5)).with_tracer(traced.sink());
     let mut req = LmRequest::chat(vec![
         ChatMessage {
             role: "system".into(),
@@ -926,7 +931,7 @@ async fn gemini_sends_system_instruction_and_parses_parts_and_usage() {
 
     // A client error is not retried through Gemini either.
     let bad = FakeServer::start("gemini", vec![], Fault::Status(403, None)).await;
-    let bad_client = gemini(&bad, "task", retry(3, 5)).with_tracer(traced.tracer.sink());
+    let bad_client = gemini(&bad, "task", retry(3, 5)).with_tracer(traced.sink());
     let err = call(&bad_client, &user("forbidden")).await.unwrap_err();
     assert!(matches!(err, LmError::Http { status: 403, .. }), "{err:?}");
     assert_eq!(bad.hits(), 1);
@@ -940,9 +945,9 @@ async fn gemini_sends_system_instruction_and_parses_parts_and_usage() {
 async fn openai_completion_mode_sends_prompt_and_chat_mode_sends_messages() {
     let server = FakeServer::start("openai", vec![], Fault::Ok).await;
     let traced = Traced::new();
-    let chat = openai(&server, "task", Mode::Chat, retry(1, 5)).with_tracer(traced.tracer.sink());
+    let chat = openai(&server, "task", Mode::Chat, retry(1, 5)).with_tracer(traced.sink());
     let completion =
-        openai(&server, "base", Mode::Completion, retry(1, 5)).with_tracer(traced.tracer.sink());
+        openai(&server, "base", Mode::Completion, retry(1, 5)).with_tracer(traced.sink());
 
     let messages = vec![
         ChatMessage {
@@ -1027,7 +1032,7 @@ async fn memory_cache_hits_are_identical_and_skip_the_server() {
     let cache = Arc::new(LmCache::memory_only(100));
     let client = openai(&server, "task", Mode::Chat, retry(1, 5))
         .with_cache(cache)
-        .with_tracer(traced.tracer.sink());
+        .with_tracer(traced.sink());
     let req = user("cache me");
 
     let first = call(&client, &req).await.unwrap();
@@ -1067,20 +1072,21 @@ async fn the_persistent_cache_tier_survives_a_new_cache() {
     let req = user("persist me");
 
     let first = {
-        let cache = Arc::new(LmCache::with_db(100, &traced.db).unwrap());
+        let cache = Arc::new(LmCache::with_db(100, &traced.writer).unwrap());
         let client = gemini(&server, "task", retry(1, 5))
             .with_cache(cache)
-            .with_tracer(traced.tracer.sink());
+            .with_tracer(traced.sink());
         call(&client, &req).await.unwrap()
     };
     assert!(!first.cache_hit);
     assert_eq!(server.hits(), 1);
 
     // A new cache (empty memory tier) over the same file, and a new client.
-    let cache = Arc::new(LmCache::with_db(100, &traced.db).unwrap());
+    traced.writer.flush().unwrap();
+    let cache = Arc::new(LmCache::with_db(100, &traced.writer).unwrap());
     let client = gemini(&server, "task", retry(1, 5))
         .with_cache(cache)
-        .with_tracer(traced.tracer.sink());
+        .with_tracer(traced.sink());
     let again = call(&client, &req).await.unwrap();
     assert!(again.cache_hit);
     assert_eq!(again.attempts, 0);
@@ -1113,7 +1119,7 @@ async fn the_budget_refuses_the_third_uncached_call_before_the_server() {
     let client = openai(&server, "task", Mode::Chat, retry(1, 5))
         .with_cache(Arc::new(LmCache::memory_only(100)))
         .with_budget(budget.clone())
-        .with_tracer(traced.tracer.sink());
+        .with_tracer(traced.sink());
 
     call(&client, &user("one")).await.unwrap();
     call(&client, &user("two")).await.unwrap();

@@ -6,6 +6,7 @@
 mod util;
 
 mod foundation;
+mod jobs;
 mod lm_providers;
 #[cfg(feature = "local")]
 mod local_model;

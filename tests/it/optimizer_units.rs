@@ -3,22 +3,18 @@
 //! works, with scripted language models in a real session on a real SQLite
 //! file. (Runs against the real model: `bench/quality_vs_dspy.sh`.)
 
-
-use serde_json::{json, Map};
+use serde_json::json;
 use skill_fleet::config::{Config, RetryConfig};
 use skill_fleet::eval::EvalExample;
 use skill_fleet::lm::budget::Budget;
 use skill_fleet::lm::client::{LmClient, LmOptions, Lms};
-use skill_fleet::lm::scripted::ScriptedModel;
+use skill_fleet::lm::scripted::{prompt_text, ScriptedModel};
 use skill_fleet::lm::LanguageModel;
-use skill_fleet::optimize::fewshot::{bootstrap, with_labeled_demos, FewShotSettings};
-use skill_fleet::optimize::gepa::{gepa, GepaSettings};
-use skill_fleet::optimize::mipro::{mipro, Auto, MiproSettings};
-use skill_fleet::optimize::Session;
+use skill_fleet::optimize::fewshot::{bootstrap, with_labeled_demos, Teacher};
+use skill_fleet::optimize::{FewShotSettings, Gepa, Miprov2, Optimizer, Session};
 use skill_fleet::program::ProgramSpec;
-use skill_fleet::store::{NewRun, Store};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use skill_fleet::store::{CandidateRow, NewRun, RunKind, Store, Writer};
+use std::sync::Arc;
 
 /// A scripted model answering each text prompt with `answer(prompt)`.
 fn scripted(answer: fn(&str) -> String) -> Arc<ScriptedModel> {
@@ -65,7 +61,7 @@ fn magic_session(dir: &std::path::Path, role: &str) -> (Session, Arc<ScriptedMod
     let session = qa_session(dir, 10, 6, scripted(needs_magic));
     let proposer_lm = scripted(proposer);
     session
-        .lms
+        .lms()
         .set_role(role, client(role, proposer_lm.clone()));
     (session, proposer_lm)
 }
@@ -86,7 +82,8 @@ fn qa_session(
     n_train: usize,
     task: Arc<dyn LanguageModel>,
 ) -> Session {
-    let mut store = Store::open(dir.join("t.db")).unwrap();
+    let db = dir.join("t.db");
+    let writer = Writer::start(&db).unwrap();
     // Examples must exist for score rows (foreign keys): import a generic trainset.
     let text = (0..n)
         .map(|i| json!({"question": format!("q{i}"), "answer": format!("a{i}")}).to_string())
@@ -99,13 +96,12 @@ fn qa_session(
         &skill_fleet::config::Taxonomy::bundled(),
     )
     .unwrap();
-    let (t, _) = store.import_trainset("qa", "qa.jsonl", &ts).unwrap();
-    let ids: Vec<i64> = store.examples(t.id).unwrap().iter().map(|e| e.id).collect();
-    let run_id = store
-        .create_run(&NewRun {
-            kind: "optimize",
-            config_json: "{}".into(),
-            ..Default::default()
+    let (ids, run_id) = writer
+        .call(move |store| {
+            let (t, _) = store.import_trainset("qa", "qa.jsonl", &ts)?;
+            let ids: Vec<i64> = store.examples(t.id)?.iter().map(|e| e.id).collect();
+            let run = store.create_run(&NewRun::new(RunKind::Optimize, "{}".into()))?;
+            Ok((ids, run))
         })
         .unwrap();
     let mut examples: Vec<EvalExample> = (0..n)
@@ -120,27 +116,24 @@ fn qa_session(
         )
         .unwrap(),
     );
-    Session {
-        store: Mutex::new(store),
-        run_id,
-        base: spec(),
-        constants: Arc::new(Map::new()),
-        lms,
-        task_lm: client("task", task),
-        metric: skill_fleet::metrics::resolve("exact_match:answer", &Default::default(), None)
-            .unwrap(),
-        metric_name: "exact_match:answer".into(),
-        train: examples,
-        val,
-        test: vec![],
-        threads: 2,
-        seed: 1,
-        interrupted: Arc::new(AtomicBool::new(false)),
-        deadline: None,
-        planned: AtomicU64::new(0),
-        done: AtomicU64::new(0),
-        on_progress: None,
-    }
+    lms.set_role("task", client("task", task));
+    let metric =
+        skill_fleet::metrics::resolve("exact_match:answer", &Default::default(), None).unwrap();
+    Session::builder(writer, run_id, spec(), lms, "exact_match:answer", metric)
+        .examples(examples, val, vec![])
+        .threads(2)
+        .seed(1)
+        .build()
+        .unwrap()
+}
+
+/// The session's candidates, read from the database once its writes are in.
+fn candidates(session: &Session) -> Vec<CandidateRow> {
+    session.writer().flush().unwrap();
+    Store::open_read_only(session.writer().path())
+        .unwrap()
+        .candidates(session.run_id())
+        .unwrap()
 }
 
 fn spec() -> ProgramSpec {
@@ -164,7 +157,8 @@ async fn bootstrap_keeps_passing_traces_then_fills_with_labeled_demos() {
     let dir = tempfile::tempdir().unwrap();
     // The teacher gets q1, q3 and q4 right.
     let session = qa_session(dir.path(), 6, 6, scripted(oracle));
-    let (spec, train, run_id) = (spec(), session.train.clone(), session.run_id);
+    let (spec, train) = (spec(), session.train().to_vec());
+    let teacher = Teacher::plain(spec.clone());
     let settings = FewShotSettings {
         max_bootstrapped_demos: 2,
         max_labeled_demos: 4,
@@ -172,7 +166,7 @@ async fn bootstrap_keeps_passing_traces_then_fills_with_labeled_demos() {
         metric_threshold: 1.0,
     };
     // Unshuffled (seed u64::MAX): traces of q1 and q3 are the first two that pass.
-    let (student, n) = bootstrap(&session, &spec, &spec, &train, settings, u64::MAX)
+    let (student, n) = bootstrap(&session, &spec, &teacher, &train, settings, None)
         .await
         .unwrap();
     assert_eq!(n, 2);
@@ -188,16 +182,15 @@ async fn bootstrap_keeps_passing_traces_then_fills_with_labeled_demos() {
     assert!(!answers[2..].contains(&"a1") && !answers[2..].contains(&"a3"));
     assert!(answers[2..].iter().all(|a| a.starts_with('a')));
     // A seeded shuffle picks reproducibly.
-    let (s1, _) = bootstrap(&session, &spec, &spec, &train, settings, 9)
+    let (s1, _) = bootstrap(&session, &spec, &teacher, &train, settings, Some(9))
         .await
         .unwrap();
-    let (s2, _) = bootstrap(&session, &spec, &spec, &train, settings, 9)
+    let (s2, _) = bootstrap(&session, &spec, &teacher, &train, settings, Some(9))
         .await
         .unwrap();
     assert_eq!(s1.predictors[0].demos, s2.predictors[0].demos);
     // The teacher's runs were recorded: one candidate, scores for the examples it ran.
-    let store = session.store.lock().unwrap();
-    let cands = store.candidates(run_id).unwrap();
+    let cands = candidates(&session);
     assert!(cands.iter().any(|c| c.origin == "bootstrap-teacher"));
     // Labeled demos: k sampled with the seed, each with all fields.
     let l = with_labeled_demos(&spec, &train, 3, 4);
@@ -209,14 +202,11 @@ async fn bootstrap_keeps_passing_traces_then_fills_with_labeled_demos() {
 async fn mipro_finds_the_proposed_instruction_that_works() {
     let dir = tempfile::tempdir().unwrap();
     let (session, prompt_lm) = magic_session(dir.path(), "prompt");
-    let out = mipro(&session, MiproSettings::new(Auto::Light))
-        .await
-        .unwrap();
+    let out = Miprov2::default().compile(&session).await.unwrap();
     assert_found_magic(&prompt_lm, &out.best, out.best_val_score);
     // Trials are recorded candidates (a repeated configuration once), the
     // default program first; auto light runs 10 trials, as DSPy does.
-    let store = session.store.lock().unwrap();
-    let cands = store.candidates(session.run_id).unwrap();
+    let cands = candidates(&session);
     assert!(cands.iter().any(|c| c.origin == "bootstrap-teacher"));
     let trials: Vec<_> = cands
         .iter()
@@ -232,22 +222,73 @@ async fn mipro_finds_the_proposed_instruction_that_works() {
 async fn gepa_keeps_the_reflected_instruction_that_works() {
     let dir = tempfile::tempdir().unwrap();
     let (session, reflector) = magic_session(dir.path(), "reflection");
-    let settings = GepaSettings {
+    let gepa = Gepa {
         max_metric_calls: Some(40),
-        ..GepaSettings::new(Auto::Light)
+        ..Gepa::default()
     };
-    let out = gepa(&session, settings).await.unwrap();
+    let out = gepa.compile(&session).await.unwrap();
     assert_found_magic(&reflector, &out.best, out.best_val_score);
     // The budget holds (overshot by one iteration at most: two minibatches
     // and a validation) and the lineage is recorded.
-    let done = session.done.load(Ordering::SeqCst);
+    let done = session.work_done();
     assert!((40..=40 + 3 + 3 + 4).contains(&done), "{done}");
-    let store = session.store.lock().unwrap();
-    let cands = store.candidates(session.run_id).unwrap();
+    let cands = candidates(&session);
     assert_eq!(cands[0].origin, "gepa seed");
     let best = cands
         .iter()
         .find(|c| Some(c.id) == out.best_candidate_id)
         .unwrap();
     assert!(best.origin.starts_with("gepa reflect"), "{}", best.origin);
+}
+
+/// Answers `qX` with `aX` only when the prompt shows the gold answer of `qX`
+/// itself as a demo: a teacher that would copy its demo if it saw it.
+fn echoes_own_demo(prompt: &str) -> String {
+    let q = last_question(prompt);
+    let a = format!("a{}", q.trim_start_matches('q'));
+    if prompt.contains(&format!("Question: {q}\nAnswer: {a}\n")) {
+        format!(" {a}")
+    } else {
+        " wrong".into()
+    }
+}
+
+/// BootstrapFewShot's teacher never runs an example while showing that
+/// example's gold answer among its demos (DSPy drops `x == example` from the
+/// teacher's demos): with a teacher that copies such a demo, nothing passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bootstrap_teacher_never_sees_the_gold_answer_of_the_example_it_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let teacher_lm = scripted(echoes_own_demo);
+    let session = qa_session(dir.path(), 8, 6, teacher_lm.clone());
+    let settings = FewShotSettings {
+        max_bootstrapped_demos: 4,
+        max_labeled_demos: 8,
+        max_rounds: 1,
+        metric_threshold: 1.0,
+    };
+    // The teacher holds labeled demos of all 6 train examples it will run.
+    let teacher = Teacher::labeled(&session, settings);
+    assert_eq!(teacher.demo_sources.len(), 6);
+    let (student, n) = bootstrap(
+        &session,
+        session.base(),
+        &teacher,
+        session.train(),
+        settings,
+        Some(3),
+    )
+    .await
+    .unwrap();
+    assert_eq!(n, 0, "a teacher trace copied a gold answer: {student:?}");
+    let asked = teacher_lm.requests();
+    assert_eq!(asked.len(), 6);
+    for r in &asked {
+        let p = prompt_text(r);
+        let q = last_question(&p);
+        let own = format!("Question: {q}\nAnswer: a{}\n", q.trim_start_matches('q'));
+        assert!(!p.contains(&own), "the teacher saw its own demo: {p}");
+        // The other five demos are still shown.
+        assert_eq!(p.matches("\nAnswer: a").count(), 5, "{p}");
+    }
 }

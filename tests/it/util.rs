@@ -1,6 +1,5 @@
 //! Helpers shared by integration tests: running the real binary on a temp database.
 
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -48,4 +47,103 @@ pub fn model_path() -> Option<PathBuf> {
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("models/gemma-3-270m-q4_k_m.gguf"));
     p.exists().then_some(p)
+}
+
+/// A valid answer of the bundled skill program in completion mode.
+pub const SKILL_ANSWER: &str = " rust/tokio-task-cancellation\nName: tokio-task-cancellation\nSkill Style: minimal\n\
+Subdirectories: references, examples\nKeywords: tokio, cancellation, async, tasks\n\
+Description: Use when you need to cancel Tokio tasks safely with abort handles, cancellation tokens and a graceful shutdown of spawned work.";
+
+/// An OpenAI-compatible text-completion server on 127.0.0.1 (its own thread
+/// and runtime, so synchronous tests can drive the binary against it): every
+/// `POST /v1/completions` gets `answer` after `delay`; requests are counted.
+pub struct StubLmServer {
+    pub url: String,
+    hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl StubLmServer {
+    pub fn start(answer: &'static str, delay: std::time::Duration) -> Self {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counter = hits.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("a runtime for the stub server");
+            rt.block_on(async move {
+                let app = axum::Router::new().route(
+                    "/v1/completions",
+                    axum::routing::post(move || {
+                        let counter = counter.clone();
+                        async move {
+                            counter.fetch_add(1, Ordering::SeqCst);
+                            tokio::time::sleep(delay).await;
+                            axum::Json(serde_json::json!({
+                                "choices": [{"text": answer, "index": 0}],
+                                "usage": {"prompt_tokens": 100, "completion_tokens": 40}
+                            }))
+                        }
+                    }),
+                );
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                    .await
+                    .expect("a loopback port");
+                let addr = listener.local_addr().expect("the bound address");
+                tx.send(format!("http://{addr}/v1"))
+                    .expect("the test waits");
+                axum::serve(listener, app).await.expect("the stub serves");
+            });
+        });
+        let url = rx.recv().expect("the stub server starts");
+        StubLmServer { url, hits }
+    }
+
+    /// Requests answered so far.
+    pub fn hits(&self) -> usize {
+        self.hits.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// A config file in `dir` whose every role is the model at `url` in
+/// completion mode, with one quick retry.
+pub fn stub_config(dir: &Path, url: &str) -> PathBuf {
+    let role = |max_tokens: u32| {
+        format!(
+            "{{provider: openai, model: stub, base_url: \"{url}\", mode: completion, temperature: 0.0, max_tokens: {max_tokens}}}"
+        )
+    };
+    let text = format!(
+        "taxonomy: config/taxonomy.yaml\nlm:\n  roles:\n    task: {}\n    prompt: {}\n    reflection: {}\n    judge: {}\n  retry: {{max_retries: 1, base_delay_ms: 10, max_delay_ms: 50, timeout_secs: 10}}\n",
+        role(160),
+        role(160),
+        role(200),
+        role(16)
+    );
+    let path = dir.join("stub-config.yaml");
+    std::fs::write(&path, text).expect("the config is written");
+    path
+}
+
+/// The first `n` bundled examples spread over the file (every style
+/// appears), written as a trainset file in `dir`.
+pub fn small_trainset(dir: &Path, n: usize) -> String {
+    let all: Vec<serde_json::Value> = serde_json::from_str(
+        &std::fs::read_to_string(bundled_trainset()).expect("the bundled trainset"),
+    )
+    .expect("the bundled trainset is JSON");
+    let step = all.len() / n;
+    let pick: Vec<&serde_json::Value> = all.iter().step_by(step.max(1)).take(n).collect();
+    let path = dir.join("small.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&pick).expect("JSON")).expect("written");
+    path.display().to_string()
+}
+
+/// Rows of a read-only SQL query through the binary.
+pub fn query(db: &Path, sql: &str) -> Vec<serde_json::Value> {
+    serde_json::from_str(&cli_ok(db, &["--json", "sql", sql])).expect("sql prints JSON")
 }

@@ -1,0 +1,92 @@
+//! Jobs: the things a user asks for — evaluate, optimize, predict, score
+//! predictions made elsewhere, test a metric — each a typed request in and a
+//! report out, with progress through a callback. The CLI (and, once it exists,
+//! the HTTP server) only translate their arguments into these requests.
+//!
+//! Every job works on a [`Context`]: the configuration and the process's one
+//! store [`Writer`] (all writes, committed in groups); reads that do not
+//! depend on the job's own writes use read-only connections.
+
+pub mod eval;
+pub mod metrics;
+pub mod optimize;
+pub mod predict;
+mod run;
+
+pub use eval::{run_eval, EnsembleRequest, EvalReport, EvalRequest};
+pub use metrics::{score_predictions, test_metric, MetricTestReport, ScoredPredictions};
+pub use optimize::{recommend, run_optimization, OptimizeReport, OptimizeRequest, RunHooks};
+pub use predict::{predict, PredictReport, PredictRequest};
+pub use run::ActiveRun;
+
+use crate::config::Config;
+use crate::error::Result;
+use crate::eval::EvalExample;
+use crate::lm::budget::Budget;
+use crate::lm::client::{LmOptions, Lms};
+use crate::program::ProgramSpec;
+use crate::store::{ExampleRow, Store, Writer};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+/// What every job needs: the configuration and the store writer.
+#[derive(Clone)]
+pub struct Context {
+    pub config: Config,
+    pub writer: Writer,
+}
+
+impl Context {
+    /// Opens (creating and migrating) the database at `db` and starts its writer.
+    pub fn open(db: &Path, config: Config) -> Result<Self> {
+        Ok(Context {
+            config,
+            writer: Writer::start(db)?,
+        })
+    }
+
+    /// A read-only connection to the database.
+    pub fn reader(&self) -> Result<Store> {
+        Store::open_read_only(self.writer.path())
+    }
+
+    /// The LM clients of a job: cached and traced through the writer unless
+    /// `no_cache`, charging `budget`.
+    pub fn lms(&self, no_cache: bool, budget: Arc<Budget>) -> Result<Arc<Lms>> {
+        Ok(Arc::new(Lms::new(
+            self.config.clone(),
+            LmOptions {
+                writer: Some(self.writer.clone()),
+                no_cache,
+            },
+            budget,
+        )?))
+    }
+}
+
+/// The metric a job uses: the one asked for, else the program's own, else
+/// the bundled task's default.
+pub fn metric_name(asked: Option<&str>, spec: &ProgramSpec) -> String {
+    asked
+        .map(str::to_string)
+        .or_else(|| spec.metric.clone())
+        .unwrap_or_else(|| crate::tasks::skill::DEFAULT_METRIC.to_string())
+}
+
+/// The examples with ids `ids` (in that order), split into the program's
+/// inputs and labels.
+pub fn eval_examples(spec: &ProgramSpec, ids: &[i64], all: &[ExampleRow]) -> Vec<EvalExample> {
+    let by_id: HashMap<i64, &ExampleRow> = all.iter().map(|e| (e.id, e)).collect();
+    ids.iter()
+        .filter_map(|id| by_id.get(id))
+        .map(|e| {
+            let (inputs, labels) = spec.example_io(&e.fields);
+            EvalExample {
+                example_id: e.id,
+                inputs,
+                labels,
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,535 @@
+//! The `optimize` job: split, baseline, optimizer, test evaluation,
+//! versioning and promotion — or the continuation of an interrupted run —
+//! and the optimizer recommendation of `--auto-select`.
+
+use super::{eval_examples, metric_name, ActiveRun, Context};
+use crate::data::{Part, SplitFractions};
+use crate::error::{Error, Result};
+use crate::lm::budget::{Budget, BudgetLimits};
+use crate::optimize::{OptimizerConfig, Overrides, Session, StopReason};
+use crate::program::{load_program, ProgramRef, ProgramSpec};
+use crate::progress::{Event, EventFn};
+use crate::store::{EvalKind, NewRun, NewVersion, RunKind, Split, Status, Store};
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Everything an optimization needs; stored with the run so it can resume.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OptimizeRequest {
+    pub program: ProgramRef,
+    /// Trainset name/id/hash, or a file to import.
+    pub trainset: String,
+    pub optimizer: OptimizerConfig,
+    pub seed: u64,
+    pub limits: BudgetLimits,
+    pub max_minutes: Option<f64>,
+    pub threads: usize,
+    pub metric: Option<String>,
+    pub promote: Option<String>,
+    pub split: SplitFractions,
+    pub no_cache: bool,
+}
+
+impl OptimizeRequest {
+    /// A request with the optimizer's defaults (DSPy's) and ours.
+    pub fn new(program: &str, trainset: &str, optimizer: OptimizerConfig) -> Self {
+        OptimizeRequest {
+            program: ProgramRef {
+                program: program.to_string(),
+                ..Default::default()
+            },
+            trainset: trainset.to_string(),
+            optimizer,
+            seed: 42,
+            limits: BudgetLimits::default(),
+            max_minutes: None,
+            threads: 4,
+            metric: None,
+            promote: None,
+            split: SplitFractions::default(),
+            no_cache: false,
+        }
+    }
+}
+
+/// The stored request as read back: today's form, with `optimizer` a tagged
+/// config, or the flat form of runs stored before optimizers had their own
+/// configs (`"optimizer": "miprov2"` beside `auto`, `fewshot`,
+/// `num_candidates`, `num_trials`, `max_metric_calls`), so old runs resume.
+#[derive(Deserialize)]
+struct StoredRequest {
+    program: ProgramRef,
+    trainset: String,
+    optimizer: StoredOptimizer,
+    seed: u64,
+    #[serde(default)]
+    limits: BudgetLimits,
+    max_minutes: Option<f64>,
+    threads: usize,
+    metric: Option<String>,
+    promote: Option<String>,
+    split: SplitFractions,
+    #[serde(default)]
+    no_cache: bool,
+    // The flat form's optimizer settings.
+    auto: Option<crate::optimize::Auto>,
+    fewshot: Option<crate::optimize::FewShotSettings>,
+    num_candidates: Option<usize>,
+    num_trials: Option<usize>,
+    max_metric_calls: Option<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum StoredOptimizer {
+    Config(OptimizerConfig),
+    Name(String),
+}
+
+impl<'de> Deserialize<'de> for OptimizeRequest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = StoredRequest::deserialize(d)?;
+        let optimizer = match s.optimizer {
+            StoredOptimizer::Config(c) => c,
+            StoredOptimizer::Name(name) => {
+                let mut c = OptimizerConfig::parse(&name).map_err(serde::de::Error::custom)?;
+                // The flat form stored every setting for every optimizer;
+                // each takes what it has (MIPROv2 keeps its own demo
+                // defaults, as the flat form's runs did).
+                let f = s.fewshot.unwrap_or_default();
+                match &mut c {
+                    OptimizerConfig::Labeled(l) => l.k = f.max_labeled_demos,
+                    OptimizerConfig::Bootstrap(b) => b.fewshot = f,
+                    OptimizerConfig::RandomSearch(r) => {
+                        r.fewshot = f;
+                        r.num_candidates = s.num_candidates.unwrap_or(r.num_candidates);
+                    }
+                    OptimizerConfig::Miprov2(m) => {
+                        m.auto = s.auto.unwrap_or(m.auto);
+                        m.num_trials = s.num_trials;
+                    }
+                    OptimizerConfig::Gepa(g) => {
+                        g.auto = s.auto.unwrap_or(g.auto);
+                        g.max_metric_calls = s.max_metric_calls;
+                    }
+                }
+                c
+            }
+        };
+        Ok(OptimizeRequest {
+            program: s.program,
+            trainset: s.trainset,
+            optimizer,
+            seed: s.seed,
+            limits: s.limits,
+            max_minutes: s.max_minutes,
+            threads: s.threads,
+            metric: s.metric,
+            promote: s.promote,
+            split: s.split,
+            no_cache: s.no_cache,
+        })
+    }
+}
+
+/// What an optimization produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct OptimizeReport {
+    pub run_id: i64,
+    pub optimizer: String,
+    pub metric: String,
+    pub baseline_val: f64,
+    pub best_val: f64,
+    pub baseline_test: Option<f64>,
+    pub optimized_test: Option<f64>,
+    pub n_train: usize,
+    pub n_val: usize,
+    pub n_test: usize,
+    pub candidates: usize,
+    pub lm_calls: i64,
+    pub cache_hits: i64,
+    pub wall_secs: f64,
+    pub version: Option<i64>,
+    pub version_id: Option<i64>,
+    pub promoted: Option<String>,
+    pub stopped: Option<String>,
+    pub status: Status,
+}
+
+/// What the caller provides besides the request.
+#[derive(Default, Clone)]
+pub struct RunHooks {
+    /// Progress and score events.
+    pub on_event: Option<EventFn>,
+    /// Set (Ctrl-C, a cancel request) to stop after the current step.
+    pub interrupted: Option<Arc<AtomicBool>>,
+}
+
+/// The optimizer recommendation of `--auto-select` (the original's rules):
+/// an optimizer with its reason.
+pub fn recommend(
+    n_examples: usize,
+    max_calls: Option<u64>,
+    max_minutes: Option<f64>,
+) -> (OptimizerConfig, String) {
+    let tight = max_calls.is_some_and(|c| c < 300) || max_minutes.is_some_and(|m| m < 10.0);
+    let (name, why) = if n_examples < 20 {
+        ("labeled", format!("{n_examples} examples is too few to bootstrap reliably; labeled demos need no optimization calls"))
+    } else if tight {
+        (
+            "bootstrap",
+            "a tight budget (under 300 calls or 10 minutes) fits one bootstrap pass".into(),
+        )
+    } else if n_examples < 100 {
+        ("miprov2", format!("{n_examples} examples and no tight budget: MIPROv2 light searches instructions and demos together"))
+    } else {
+        ("gepa", format!("{n_examples} examples give GEPA's reflection enough feedback to evolve instructions"))
+    };
+    let config = match OptimizerConfig::parse(name) {
+        Ok(c) => c,
+        Err(_) => OptimizerConfig::Bootstrap(Default::default()),
+    };
+    (config, why)
+}
+
+/// `--auto-select`: the recommended optimizer for `trainset` (stored, or a
+/// file), with `overrides` applied, and the reason.
+pub fn auto_select(
+    ctx: &Context,
+    trainset: &str,
+    limits: &BudgetLimits,
+    max_minutes: Option<f64>,
+    overrides: &Overrides,
+) -> Result<(OptimizerConfig, String)> {
+    let n = match ctx.reader()?.find_trainset(trainset) {
+        Ok(t) => t.n_examples as usize,
+        Err(_) => crate::data::load_file(std::path::Path::new(trainset), &ctx.config.taxonomy()?)?
+            .examples
+            .len(),
+    };
+    let (mut config, why) = recommend(n, limits.max_calls, max_minutes);
+    config.apply(overrides)?;
+    Ok((config, why))
+}
+
+/// Everything fixed before the run row exists: checked up front, so a bad
+/// request leaves no run behind.
+struct Prepared {
+    spec: ProgramSpec,
+    base_version_id: i64,
+    program_id: i64,
+    trainset_id: i64,
+    split_id: i64,
+    train: Vec<crate::eval::EvalExample>,
+    val: Vec<crate::eval::EvalExample>,
+    test: Vec<crate::eval::EvalExample>,
+}
+
+/// Resolves the program, the trainset (importing a file on first use) and
+/// the split, and checks every example against the program.
+fn prepare(ctx: &Context, req: &OptimizeRequest, split_id: Option<i64>) -> Result<Prepared> {
+    let taxonomy = ctx.config.taxonomy()?;
+    let program = req.program.clone();
+    let (spec, base_version) = ctx.writer.call(move |s| load_program(s, &program))?;
+    let (trainset_key, seed, fractions) = (req.trainset.clone(), req.seed, req.split);
+    let (trainset_id, split_id) = ctx.writer.call(move |s| {
+        let trainset = find_or_import(s, &trainset_key, &taxonomy)?;
+        // A resumed run keeps its split; a new one uses the trainset's newest
+        // split (so runs with different optimizer seeds compare on the same
+        // examples), or makes a seeded one when there is none.
+        let split = match (split_id, s.latest_split(trainset.id)?) {
+            (Some(id), _) => s.split(id)?,
+            (None, Some(split)) => split,
+            (None, None) => s.split_trainset(trainset.id, seed, fractions)?,
+        };
+        Ok((trainset.id, split.id))
+    })?;
+    let reader = ctx.reader()?;
+    let all = reader.examples(trainset_id)?;
+    // MERGE: crate::program::check_examples(&spec, &all)?;
+    let part = |p| reader.split_part(split_id, p);
+    let train = eval_examples(&spec, &part(Part::Train)?, &all);
+    let val = eval_examples(&spec, &part(Part::Val)?, &all);
+    let test = eval_examples(&spec, &part(Part::Test)?, &all);
+    if train.is_empty() || val.is_empty() {
+        return Err(Error::Invalid(format!(
+            "split #{split_id} has {} train and {} val examples; need at least one of each",
+            train.len(),
+            val.len()
+        )));
+    }
+    Ok(Prepared {
+        spec,
+        base_version_id: base_version.id,
+        program_id: base_version.program_id,
+        trainset_id,
+        split_id,
+        train,
+        val,
+        test,
+    })
+}
+
+/// A stored trainset by name/id/hash, or the file at `key` imported now.
+fn find_or_import(
+    s: &mut Store,
+    key: &str,
+    taxonomy: &crate::config::Taxonomy,
+) -> Result<crate::store::TrainsetRow> {
+    match s.find_trainset(key) {
+        Ok(t) => Ok(t),
+        Err(_) if std::path::Path::new(key).is_file() => {
+            let path = std::path::Path::new(key);
+            let ts = crate::data::load_file(path, taxonomy)?;
+            let name = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            Ok(s.import_trainset(&name, key, &ts)?.0)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Runs (or, with `resume`, continues) an optimization.
+pub async fn run_optimization(
+    ctx: &Context,
+    req: OptimizeRequest,
+    resume: Option<i64>,
+    hooks: RunHooks,
+) -> Result<OptimizeReport> {
+    let started = Instant::now();
+    let (req, resumed) = match resume {
+        Some(id) => {
+            let row = ctx.reader()?.run(id)?;
+            if row.kind != RunKind::Optimize {
+                return Err(Error::Invalid(format!(
+                    "run {id} is a `{}` run; only optimize runs resume",
+                    row.kind
+                )));
+            }
+            if row.status == Status::Completed {
+                return Err(Error::Invalid(format!(
+                    "run {id} already completed; nothing to resume"
+                )));
+            }
+            let req: OptimizeRequest = serde_json::from_str(&row.config_json).map_err(|e| {
+                Error::Invalid(format!(
+                    "run {id}: its stored request does not read back: {e}"
+                ))
+            })?;
+            (req, Some((id, row.split_id)))
+        }
+        None => (req, None),
+    };
+    let prepared = prepare(ctx, &req, resumed.and_then(|(_, split)| split))?;
+    let run = match resumed {
+        Some((id, _)) => ActiveRun::resume(&ctx.writer, id)?,
+        None => {
+            let mut new_run = NewRun::new(RunKind::Optimize, serde_json::to_string(&req)?);
+            new_run.optimizer = Some(req.optimizer.name().to_string());
+            new_run.trainset_id = Some(prepared.trainset_id);
+            new_run.split_id = Some(prepared.split_id);
+            new_run.program_id = Some(prepared.program_id);
+            new_run.base_version_id = Some(prepared.base_version_id);
+            new_run.seed = Some(req.seed as i64);
+            ActiveRun::start(&ctx.writer, new_run)?
+        }
+    };
+    if let Some(f) = &hooks.on_event {
+        f(&Event::RunStarted { run_id: run.id() });
+    }
+    let result = optimize_in_run(ctx, &req, prepared, run.id(), hooks, started).await;
+    run.finish(result, |r| (r.status, r.stopped.clone()))
+}
+
+async fn optimize_in_run(
+    ctx: &Context,
+    req: &OptimizeRequest,
+    p: Prepared,
+    run_id: i64,
+    hooks: RunHooks,
+    started: Instant,
+) -> Result<OptimizeReport> {
+    let lms = ctx.lms(req.no_cache, Arc::new(Budget::new(req.limits)))?;
+    let metric_name = metric_name(req.metric.as_deref(), &p.spec);
+    let metric = crate::metrics::resolve(&metric_name, &ctx.config.metrics, Some(&lms))?;
+    let constants = Arc::new(p.spec.resolve_constants(&ctx.config.taxonomy()?.names()));
+    let mut builder = Session::builder(
+        ctx.writer.clone(),
+        run_id,
+        p.spec.clone(),
+        lms.clone(),
+        &metric_name,
+        metric,
+    )
+    .constants(constants)
+    .examples(p.train, p.val, p.test)
+    .threads(req.threads)
+    .seed(req.seed)
+    .deadline(
+        req.max_minutes
+            .map(|m| Instant::now() + Duration::from_secs_f64(m * 60.0)),
+    )
+    .on_event(hooks.on_event.clone());
+    if let Some(flag) = hooks.interrupted.clone() {
+        builder = builder.interrupt(flag);
+    }
+    let session = builder.build()?;
+    let mut report = optimize_in_session(&session, req, p.base_version_id).await?;
+    ctx.writer.flush()?;
+    let (calls, hits) = ctx.reader()?.run_trace_counts(run_id)?;
+    report.lm_calls = calls;
+    report.cache_hits = hits;
+    report.wall_secs = started.elapsed().as_secs_f64();
+    ctx.writer.write(crate::store::Write::RunProgress {
+        run_id,
+        progress: if report.status == Status::Completed {
+            1.0
+        } else {
+            session.progress()
+        },
+        lm_calls: calls,
+        cache_hits: hits,
+    });
+    Ok(report)
+}
+
+async fn optimize_in_session(
+    session: &Session,
+    req: &OptimizeRequest,
+    base_version_id: i64,
+) -> Result<OptimizeReport> {
+    let run_id = session.run_id();
+    let base = session.base().clone();
+    let base_id = session.add_candidate(&base, "baseline", &[], None)?;
+    session.plan(session.val().len() + 2 * session.test().len());
+    let baseline = session
+        .score(base_id, &base, Split::Val, EvalKind::Full, session.val())
+        .await?;
+    let baseline_val = baseline.mean;
+    session
+        .writer()
+        .call(move |s| s.update_run_scores(run_id, Some(baseline_val), None, None, None))?;
+    let outcome = req.optimizer.optimizer().compile(session).await?;
+    // The session's best replaces the baseline only by beating it on validation.
+    let best = session.best();
+    let (best_spec, best_id, best_val) = match &best {
+        Some(b) => (b.spec.clone(), b.candidate_id, b.score),
+        None => (base.clone(), base_id, baseline.mean),
+    };
+    let n_candidates = session
+        .writer()
+        .call(move |s| Ok(s.candidates(run_id)?.len()))?;
+    let mut report = OptimizeReport {
+        run_id,
+        optimizer: req.optimizer.name().into(),
+        metric: session.metric_name().to_string(),
+        baseline_val: baseline.mean,
+        best_val,
+        baseline_test: None,
+        optimized_test: None,
+        n_train: session.train().len(),
+        n_val: session.val().len(),
+        n_test: session.test().len(),
+        candidates: n_candidates,
+        lm_calls: 0,
+        cache_hits: 0,
+        wall_secs: 0.0,
+        version: None,
+        version_id: None,
+        promoted: None,
+        stopped: outcome.stopped.as_ref().map(|s| s.to_string()),
+        status: Status::Completed,
+    };
+    if outcome.stopped == Some(StopReason::Interrupted)
+        || session.should_stop() == Some(StopReason::Interrupted)
+    {
+        report.status = Status::Interrupted;
+        report.stopped = Some(StopReason::Interrupted.to_string());
+        return Ok(report);
+    }
+    if !session.test().is_empty() {
+        let bt = session
+            .score(base_id, &base, Split::Test, EvalKind::Full, session.test())
+            .await?;
+        report.baseline_test = Some(bt.mean);
+        let ot = if best_id == base_id {
+            bt.mean
+        } else {
+            session
+                .score(
+                    best_id,
+                    &best_spec,
+                    Split::Test,
+                    EvalKind::Full,
+                    session.test(),
+                )
+                .await?
+                .mean
+        };
+        report.optimized_test = Some(ot);
+        session
+            .writer()
+            .call(move |s| s.update_run_scores(run_id, None, None, None, Some(ot)))?;
+    }
+    let note = format!("{} run {run_id}", req.optimizer.name());
+    let (spec_json, hash, name) = (
+        serde_json::to_string(&best_spec)?,
+        best_spec.content_hash(),
+        best_spec.name.clone(),
+    );
+    let score = report.optimized_test.or(Some(best_val));
+    let promote = req.promote.clone();
+    let (version, promoted) = session.writer().call(move |s| {
+        let (version, _) = s.save_version(
+            &name,
+            &spec_json,
+            &hash,
+            NewVersion {
+                parent_id: (best_id != base_id).then_some(base_version_id),
+                run_id: Some(run_id),
+                candidate_id: Some(best_id),
+                score,
+                note: Some(&note),
+            },
+        )?;
+        if let Some(alias) = &promote {
+            s.set_alias(&name, alias, version.id, "promote", Some(&note))?;
+        }
+        Ok((version, promote))
+    })?;
+    report.version = Some(version.version);
+    report.version_id = Some(version.id);
+    report.promoted = promoted;
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run stored before optimizers had their own configs still reads back,
+    /// each optimizer taking the flat settings it has.
+    #[test]
+    fn a_flat_stored_request_reads_back_as_a_tagged_config() {
+        let old = r#"{"program":{"program":"config/programs/skill_understanding.yaml","version":null,"alias":null},
+            "trainset":"config/training/trainset.json","optimizer":"random-search","auto":"light","seed":7,
+            "fewshot":{"max_bootstrapped_demos":3,"max_labeled_demos":16,"max_rounds":1,"metric_threshold":0.9},
+            "num_candidates":5,"limits":{"max_calls":null,"max_tokens":null,"max_cost_usd":null},"max_minutes":null,
+            "threads":4,"metric":null,"promote":null,"split":{"train":0.4,"val":0.3},"no_cache":false,
+            "num_trials":null,"max_metric_calls":null}"#;
+        let req: OptimizeRequest = serde_json::from_str(old).unwrap();
+        let OptimizerConfig::RandomSearch(r) = &req.optimizer else {
+            panic!("{:?}", req.optimizer)
+        };
+        assert_eq!((r.num_candidates, r.fewshot.max_bootstrapped_demos), (5, 3));
+        assert_eq!(req.seed, 7);
+        // And today's form round-trips.
+        let again: OptimizeRequest =
+            serde_json::from_str(&serde_json::to_string(&req).unwrap()).unwrap();
+        assert_eq!(again, req);
+    }
+}

@@ -1,0 +1,103 @@
+//! The `predict` job: one input through a program version (or an ensemble),
+//! traced like every other call.
+
+use super::{Context, EnsembleRequest};
+use crate::error::{Error, Result};
+use crate::lm::budget::Budget;
+use crate::lm::client::CallContext;
+use crate::program::ensemble::{infer, Member, Strategy};
+use crate::program::{load_program, ProgramRef};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use std::sync::Arc;
+
+/// One prediction to make.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct PredictRequest {
+    pub program: ProgramRef,
+    pub inputs: Map<String, Value>,
+    pub no_cache: bool,
+    pub ensemble: Option<EnsembleRequest>,
+}
+
+/// The typed outputs and how they were chosen.
+#[derive(Debug, Clone, Serialize)]
+pub struct PredictReport {
+    pub program: String,
+    pub version: i64,
+    pub version_id: i64,
+    pub outputs: Map<String, Value>,
+    pub lm_calls: u32,
+    pub cache_hits: u32,
+    /// Which ensemble run was chosen, of how many, with what agreement or reward.
+    pub chosen: usize,
+    pub runs: usize,
+    pub agreement: Option<f64>,
+    pub reward: Option<f64>,
+    /// The rendered prompt of each predictor, when asked for.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub prompts: Vec<(String, String)>,
+}
+
+/// Runs the program on `req.inputs`; with `show_prompts`, the report holds
+/// each predictor's rendered prompt too.
+pub async fn predict(
+    ctx: &Context,
+    req: PredictRequest,
+    show_prompts: bool,
+) -> Result<PredictReport> {
+    let program = req.program.clone();
+    let (spec, version) = ctx.writer.call(move |s| load_program(s, &program))?;
+    let missing: Vec<String> = spec
+        .input_fields()
+        .into_iter()
+        .filter(|f| !req.inputs.contains_key(f) && !spec.constants.contains_key(f))
+        .collect();
+    if !missing.is_empty() {
+        return Err(Error::Invalid(format!(
+            "the input lacks field(s) {}; the program's inputs are {}",
+            missing.join(", "),
+            spec.input_fields().join(", ")
+        )));
+    }
+    let lms = ctx.lms(req.no_cache, Arc::new(Budget::unlimited()))?;
+    let lm = lms.role("task")?;
+    let constants = Arc::new(spec.resolve_constants(&ctx.config.taxonomy()?.names()));
+    let prompts = if show_prompts {
+        spec.predictors
+            .iter()
+            .map(|p| {
+                let r = crate::program::adapter::render(spec.adapter, p, &constants, &req.inputs);
+                (p.name.clone(), crate::program::run::prompt_text(&r.prompt))
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let (strategy, others) = match &req.ensemble {
+        Some(e) => e.build(&ctx.config, &lms, &ctx.reader()?, &spec.name, &constants)?,
+        None => (Strategy::Single, Vec::new()),
+    };
+    let mut members = vec![Member {
+        spec: Arc::new(spec.clone()),
+        constants,
+        lm,
+    }];
+    members.extend(others);
+    let chosen = infer(&members, &strategy, &req.inputs, &CallContext::default()).await?;
+    lms.flush_traces()?;
+    let pred = chosen.prediction;
+    Ok(PredictReport {
+        program: spec.name.clone(),
+        version: version.version,
+        version_id: version.id,
+        outputs: pred.outputs,
+        lm_calls: pred.lm_calls,
+        cache_hits: pred.cache_hits,
+        chosen: chosen.index,
+        runs: chosen.runs,
+        agreement: chosen.agreement,
+        reward: chosen.reward,
+        prompts,
+    })
+}

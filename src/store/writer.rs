@@ -1,0 +1,487 @@
+//! The one write path of a process: [`Writer`], a dedicated thread that owns
+//! the writing connection and commits queued writes in groups.
+//!
+//! Every job (eval, optimize, predict, the coming server) sends its writes
+//! here: scores, traces, progress, cache entries as fire-and-forget
+//! [`Write`]s, and anything that needs an answer (a new run's id, a
+//! candidate's id, a read of the job's own earlier writes) as a closure run
+//! on the writer's connection with [`Writer::call`]. Because all of them go
+//! through one queue in order, a closure sees every write sent before it.
+//!
+//! Group commit: the thread takes everything queued (up to
+//! [`MAX_GROUP`] writes) and commits it in one transaction, so under load
+//! thousands of rows share one commit, and when idle a write is committed as
+//! soon as it arrives. Durability bound: a write is committed by the end of
+//! the first group commit that starts after it was sent, i.e. it waits at
+//! most for the writes queued ahead of it (one group, whose commit time
+//! `bench/tracker.rs` measures); SIGKILL loses at most the queued writes.
+//! A group that fails is retried write by write, so one bad row (e.g. a
+//! score of a deleted evaluation) loses only itself; such failures are
+//! recorded and reported by [`Writer::flush`].
+
+use super::bulk::insert_chunked;
+use super::{ScoreRow, Store, TraceRow};
+use crate::error::{Error, Result};
+use crate::util::now;
+use rusqlite::{params, ToSql, TransactionBehavior};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+/// Writes per group commit at most; larger groups only delay visibility.
+pub const MAX_GROUP: usize = 4096;
+
+/// A write that needs no answer.
+#[derive(Debug, Clone)]
+pub enum Write {
+    /// One example's score in an evaluation (replaces an earlier one).
+    Score { evaluation_id: i64, row: ScoreRow },
+    /// One LM call.
+    Trace(Box<TraceRow>),
+    /// A run's progress and call counts.
+    RunProgress {
+        run_id: i64,
+        progress: f64,
+        lm_calls: i64,
+        cache_hits: i64,
+    },
+    /// Closes an evaluation with its mean.
+    FinishEvaluation { evaluation_id: i64, mean: f64 },
+    /// Stores an LM response (first writer wins).
+    CachePut {
+        key: String,
+        provider: String,
+        model: String,
+        response_json: String,
+    },
+    /// Counts a cache hit.
+    CacheHit { key: String },
+}
+
+type Call = Box<dyn FnOnce(&mut Store) + Send>;
+
+enum Msg {
+    Write(Write),
+    Call(Call),
+    Flush(Sender<Option<String>>),
+}
+
+/// Handle to the writer thread; cheap to clone, shared by every job.
+#[derive(Clone)]
+pub struct Writer {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    tx: Mutex<Option<Sender<Msg>>>,
+    handle: Mutex<Option<JoinHandle<()>>>,
+    path: PathBuf,
+}
+
+impl Drop for Inner {
+    /// The last handle gone: close the queue and wait until everything queued
+    /// is committed.
+    fn drop(&mut self) {
+        if let Ok(mut tx) = self.tx.lock() {
+            tx.take();
+        }
+        if let Some(h) = self.handle.lock().ok().and_then(|mut h| h.take()) {
+            let _ = h.join();
+        }
+    }
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer")
+            .field("path", &self.inner.path)
+            .finish()
+    }
+}
+
+impl Writer {
+    /// Opens (creating and migrating) the database at `path` and starts the
+    /// writer thread on that connection.
+    pub fn start(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let store = Store::open(&path)?;
+        let (tx, rx) = mpsc::channel();
+        let handle = std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || run(store, rx))
+            .map_err(|e| Error::io(&path, e))?;
+        Ok(Writer {
+            inner: Arc::new(Inner {
+                tx: Mutex::new(Some(tx)),
+                handle: Mutex::new(Some(handle)),
+                path,
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    fn send(&self, msg: Msg) -> Result<()> {
+        let tx = self
+            .inner
+            .tx
+            .lock()
+            .map_err(|_| Error::Invalid("store writer lock poisoned".into()))?;
+        tx.as_ref()
+            .and_then(|tx| tx.send(msg).ok())
+            .ok_or_else(|| Error::Invalid("the store writer has stopped".into()))
+    }
+
+    /// Queues a write; never waits for SQLite.
+    pub fn write(&self, w: Write) {
+        let _ = self.send(Msg::Write(w));
+    }
+
+    /// Runs `f` on the writer's connection after every write queued before it
+    /// is committed, and returns its result. `f` may open its own transaction.
+    pub fn call<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Store) -> Result<R> + Send + 'static,
+    ) -> Result<R> {
+        let (tx, rx) = mpsc::channel();
+        self.send(Msg::Call(Box::new(move |store: &mut Store| {
+            let _ = tx.send(f(store));
+        })))?;
+        rx.recv()
+            .map_err(|_| Error::Invalid("the store writer stopped during a call".into()))?
+    }
+
+    /// Waits until every write queued so far is committed; an error names the
+    /// writes that could not be stored since the last flush.
+    pub fn flush(&self) -> Result<()> {
+        let (tx, rx) = mpsc::channel();
+        self.send(Msg::Flush(tx))?;
+        match rx.recv() {
+            Ok(None) => Ok(()),
+            Ok(Some(e)) => Err(Error::Invalid(e)),
+            Err(_) => Err(Error::Invalid(
+                "the store writer stopped during a flush".into(),
+            )),
+        }
+    }
+}
+
+/// The writer thread: group commits until every handle is gone.
+fn run(mut store: Store, rx: Receiver<Msg>) {
+    let mut group: Vec<Write> = Vec::new();
+    let mut failures: Vec<String> = Vec::new();
+    while let Ok(first) = rx.recv() {
+        let mut next = Some(first);
+        while let Some(msg) = next {
+            match msg {
+                Msg::Write(w) => {
+                    group.push(w);
+                    if group.len() >= MAX_GROUP {
+                        commit(&mut store, &mut group, &mut failures);
+                    }
+                }
+                Msg::Call(f) => {
+                    commit(&mut store, &mut group, &mut failures);
+                    f(&mut store);
+                }
+                Msg::Flush(reply) => {
+                    commit(&mut store, &mut group, &mut failures);
+                    let report = (!failures.is_empty()).then(|| {
+                        format!(
+                            "{} write(s) could not be stored: {}",
+                            failures.len(),
+                            failures.join("; ")
+                        )
+                    });
+                    failures.clear();
+                    let _ = reply.send(report);
+                }
+            }
+            next = rx.try_recv().ok();
+        }
+        commit(&mut store, &mut group, &mut failures);
+    }
+}
+
+/// Commits `group` in one transaction; if that fails, retries each write on
+/// its own so that only the failing ones are lost (and recorded).
+fn commit(store: &mut Store, group: &mut Vec<Write>, failures: &mut Vec<String>) {
+    if group.is_empty() {
+        return;
+    }
+    if store.apply_writes(group).is_err() {
+        for w in group.iter() {
+            if let Err(e) = store.apply_writes(std::slice::from_ref(w)) {
+                eprintln!("warning: a write was not stored: {e}");
+                if failures.len() < 20 {
+                    failures.push(e.to_string());
+                }
+            }
+        }
+    }
+    group.clear();
+}
+
+impl Store {
+    /// Applies `writes` in one transaction: scores and traces as multi-row
+    /// inserts (scores' references checked once per distinct parent), the
+    /// rest one statement each. All or nothing.
+    pub fn apply_writes(&mut self, writes: &[Write]) -> Result<()> {
+        let scores: Vec<(i64, &ScoreRow)> = writes
+            .iter()
+            .filter_map(|w| match w {
+                Write::Score { evaluation_id, row } => Some((*evaluation_id, row)),
+                _ => None,
+            })
+            .collect();
+        let traces: Vec<&TraceRow> = writes
+            .iter()
+            .filter_map(|w| match w {
+                Write::Trace(t) => Some(t.as_ref()),
+                _ => None,
+            })
+            .collect();
+        // `foreign_keys` cannot change inside a transaction: switch it off
+        // around ours (score references are checked below) and always back on.
+        let enforced: bool = self
+            .conn
+            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))?;
+        if enforced {
+            self.conn.execute_batch("PRAGMA foreign_keys = OFF")?;
+        }
+        let result = apply_in_transaction(&mut self.conn, writes, &scores, &traces);
+        if enforced {
+            self.conn.execute_batch("PRAGMA foreign_keys = ON")?;
+        }
+        result
+    }
+}
+
+fn apply_in_transaction(
+    conn: &mut rusqlite::Connection,
+    writes: &[Write],
+    scores: &[(i64, &ScoreRow)],
+    traces: &[&TraceRow],
+) -> Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    if !scores.is_empty() {
+        let evaluations: BTreeSet<i64> = scores.iter().map(|(e, _)| *e).collect();
+        let examples: BTreeSet<i64> = scores.iter().map(|(_, r)| r.example_id).collect();
+        for (table, ids) in [("evaluations", &evaluations), ("examples", &examples)] {
+            let mut stmt = tx.prepare_cached(&format!("SELECT 1 FROM {table} WHERE id = ?1"))?;
+            for id in ids {
+                if !stmt.exists([id])? {
+                    return Err(Error::Invalid(format!(
+                        "a score references {table} row {id}, which does not exist"
+                    )));
+                }
+            }
+        }
+        const HEAD: &str = "INSERT OR REPLACE INTO scores \
+            (evaluation_id, example_id, score, feedback, prediction_json, error) VALUES ";
+        insert_chunked(&tx, HEAD, 6, scores, |(e, r), v| {
+            v.extend([
+                e as &dyn ToSql,
+                &r.example_id,
+                &r.score,
+                &r.feedback,
+                &r.prediction_json,
+                &r.error,
+            ])
+        })?;
+    }
+    if !traces.is_empty() {
+        let at = now();
+        super::lm::insert_trace_rows(&tx, traces, &at)?;
+    }
+    for w in writes {
+        match w {
+            Write::Score { .. } | Write::Trace(_) => {}
+            Write::RunProgress {
+                run_id,
+                progress,
+                lm_calls,
+                cache_hits,
+            } => {
+                tx.prepare_cached(
+                    "UPDATE runs SET progress = ?2, lm_calls = ?3, cache_hits = ?4 WHERE id = ?1",
+                )?
+                .execute(params![
+                    run_id,
+                    progress.clamp(0.0, 1.0),
+                    lm_calls,
+                    cache_hits
+                ])?;
+            }
+            Write::FinishEvaluation {
+                evaluation_id,
+                mean,
+            } => {
+                tx.prepare_cached(
+                    "UPDATE evaluations SET mean_score = ?2, status = 'done', finished_at = ?3 WHERE id = ?1",
+                )?
+                .execute(params![evaluation_id, mean, now()])?;
+            }
+            Write::CachePut {
+                key,
+                provider,
+                model,
+                response_json,
+            } => {
+                tx.prepare_cached(
+                    "INSERT OR IGNORE INTO lm_cache (key, provider, model, response_json, created_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?
+                .execute(params![key, provider, model, response_json, now()])?;
+            }
+            Write::CacheHit { key } => {
+                tx.prepare_cached("UPDATE lm_cache SET hits = hits + 1 WHERE key = ?1")?
+                    .execute([key])?;
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{EvalKind, NewRun, RunKind, Split};
+
+    fn score(example_id: i64, score: f64) -> ScoreRow {
+        ScoreRow {
+            example_id,
+            score,
+            feedback: Some(format!("f{example_id}")),
+            prediction_json: None,
+            error: None,
+        }
+    }
+
+    /// A database with one trainset of `n` examples, a run and an evaluation.
+    fn setup(path: &Path, n: i64) -> (i64, i64) {
+        let s = Store::open(path).unwrap();
+        s.conn()
+            .execute(
+                "INSERT INTO trainsets (id, name, content_hash, source, format, n_examples, created_at) \
+                 VALUES (1, 't', 'h', 's', 'json', ?1, 'now')",
+                [n],
+            )
+            .unwrap();
+        for i in 1..=n {
+            s.conn()
+                .execute(
+                    "INSERT INTO examples (id, trainset_id, idx, fields_json, hash) VALUES (?1, 1, ?1, '{}', ?1)",
+                    [i],
+                )
+                .unwrap();
+        }
+        let run = s
+            .create_run(&NewRun::new(RunKind::Eval, "{}".into()))
+            .unwrap();
+        let ev = s
+            .create_evaluation(run, None, None, Split::Val, EvalKind::Full, "m", n as usize)
+            .unwrap();
+        (run, ev)
+    }
+
+    #[test]
+    fn queued_writes_are_committed_by_flush_and_seen_by_a_later_call() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("w.db");
+        let (run, ev) = setup(&db, 100);
+        let w = Writer::start(&db).unwrap();
+        for i in 1..=100 {
+            w.write(Write::Score {
+                evaluation_id: ev,
+                row: score(i, i as f64 / 100.0),
+            });
+        }
+        w.write(Write::RunProgress {
+            run_id: run,
+            progress: 0.5,
+            lm_calls: 7,
+            cache_hits: 2,
+        });
+        // A call runs after the writes queued before it.
+        let n = w.call(move |s| Ok(s.scores(ev)?.len())).unwrap();
+        assert_eq!(n, 100);
+        w.write(Write::FinishEvaluation {
+            evaluation_id: ev,
+            mean: 0.505,
+        });
+        w.flush().unwrap();
+        let reader = Store::open_read_only(&db).unwrap();
+        assert_eq!(reader.scores(ev).unwrap()[41].score, 0.42);
+        let r = reader.run(run).unwrap();
+        assert_eq!((r.progress, r.lm_calls, r.cache_hits), (0.5, 7, 2));
+        let e = &reader.evaluations(run).unwrap()[0];
+        assert_eq!((e.mean_score, e.status.as_str()), (Some(0.505), "done"));
+        assert_eq!(e.kind, EvalKind::Full);
+    }
+
+    /// One bad row in a group loses only itself, and flush reports it.
+    #[test]
+    fn a_bad_write_loses_only_itself_and_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("w.db");
+        let (_, ev) = setup(&db, 3);
+        let w = Writer::start(&db).unwrap();
+        w.write(Write::Score {
+            evaluation_id: ev,
+            row: score(1, 1.0),
+        });
+        w.write(Write::Score {
+            evaluation_id: ev,
+            row: score(999, 1.0),
+        });
+        w.write(Write::Score {
+            evaluation_id: ev,
+            row: score(3, 0.0),
+        });
+        let err = w.flush().unwrap_err();
+        assert!(err.to_string().contains("examples row 999"), "{err}");
+        let ids: Vec<i64> = Store::open_read_only(&db)
+            .unwrap()
+            .scores(ev)
+            .unwrap()
+            .iter()
+            .map(|s| s.example_id)
+            .collect();
+        assert_eq!(ids, vec![1, 3]);
+        // The failure was reported once.
+        w.flush().unwrap();
+    }
+
+    /// Dropping the last handle commits what is still queued.
+    #[test]
+    fn dropping_the_writer_commits_the_queue() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("w.db");
+        let (_, ev) = setup(&db, 50);
+        let w = Writer::start(&db).unwrap();
+        let w2 = w.clone();
+        for i in 1..=50 {
+            w2.write(Write::Score {
+                evaluation_id: ev,
+                row: score(i, 0.5),
+            });
+        }
+        drop(w2);
+        drop(w);
+        assert_eq!(
+            Store::open_read_only(&db)
+                .unwrap()
+                .scores(ev)
+                .unwrap()
+                .len(),
+            50
+        );
+    }
+}
