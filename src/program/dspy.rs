@@ -210,7 +210,11 @@ pub fn export_dspy_json(spec: &ProgramSpec) -> Value {
             fields.push(json!({"prefix": format!("{}:", f.label()), "description": f.describe(), "name": f.name}));
         }
         if p.module == ModuleKind::ChainOfThought {
-            fields.insert(p.signature.inputs.len(), json!({"prefix": "Reasoning: Let's think step by step in order to", "description": "${reasoning}", "name": "reasoning"}));
+            // What `dspy.ChainOfThought` (3.x) writes for its reasoning field.
+            fields.insert(
+                p.signature.inputs.len(),
+                json!({"prefix": "Reasoning:", "description": "${reasoning}", "name": "reasoning"}),
+            );
         }
         let demos: Vec<Value> = p
             .demos
@@ -262,11 +266,14 @@ pub fn export_dspy_json(spec: &ProgramSpec) -> Value {
             fallbacks.insert(p.name.clone(), Value::Object(fb.clone()));
         }
     }
-    root.insert(
-        "metadata".into(),
-        json!({"dependency_versions": {"skill_fleet": env!("CARGO_PKG_VERSION")}}),
-    );
+    // DSPy's `Module.load` looks every `dependency_versions` key up in its own
+    // table (python, dspy, cloudpickle: what its `save` writes), so any other
+    // key is a `KeyError`; a version that differs only logs a warning. We
+    // claim none of those versions: the map is empty, which DSPy accepts
+    // silently, and our own version goes under `x-skill-fleet`.
+    root.insert("metadata".into(), json!({"dependency_versions": {}}));
     root.insert("x-skill-fleet".into(), json!({
+        "exported_by": {"skill_fleet": env!("CARGO_PKG_VERSION")},
         "name": spec.name,
         "description": spec.description,
         "predictors": meta_preds,

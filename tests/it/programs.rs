@@ -299,6 +299,38 @@ fn dspy_json_round_trips_to_the_same_content_hash() {
     assert_eq!(again.content_hash(), spec.content_hash());
 }
 
+/// DSPy's `Module.load` raises `KeyError` on a `dependency_versions` key it
+/// does not write itself (python, dspy, cloudpickle); ours lives under `x-skill-fleet`.
+#[test]
+fn dspy_export_metadata_has_only_keys_dspy_load_accepts() {
+    let exported = export_dspy_json(&with_demo(AdapterKind::Completion));
+    let versions = exported["metadata"]["dependency_versions"]
+        .as_object()
+        .expect("metadata.dependency_versions is an object");
+    for key in versions.keys() {
+        assert!(
+            ["python", "dspy", "cloudpickle"].contains(&key.as_str()),
+            "DSPy's load fails on dependency_versions key `{key}`"
+        );
+    }
+    assert_eq!(
+        exported["x-skill-fleet"]["exported_by"]["skill_fleet"],
+        json!(env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn exports_with_the_old_skill_fleet_metadata_key_still_import() {
+    let spec = with_demo(AdapterKind::Completion);
+    let mut old = export_dspy_json(&spec);
+    old["metadata"] = json!({"dependency_versions": {"skill_fleet": "0.1.0"}});
+    if let Some(m) = old["x-skill-fleet"].as_object_mut() {
+        m.remove("exported_by");
+    }
+    let imported = import_dspy_json("old.json", &old.to_string()).unwrap();
+    assert_eq!(imported.content_hash(), spec.content_hash());
+}
+
 #[test]
 fn plain_dspy_json_imports() {
     // What DSPy writes for `dspy.Predict("question -> answer")` after optimization.
