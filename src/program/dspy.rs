@@ -4,7 +4,7 @@
 //! be loaded in DSPy.
 
 use super::signature::{Field, FieldType, Signature};
-use super::spec::{AdapterKind, ModuleKind, PredictorSpec, ProgramSpec};
+use super::spec::{AdapterKind, Demo, ModuleKind, PredictorSpec, ProgramSpec};
 use crate::error::{Error, Result};
 use serde_json::{json, Map, Value};
 
@@ -48,6 +48,26 @@ fn field_from(origin: &str, v: &Value) -> Result<Field> {
         description,
         constraints: vec![],
     })
+}
+
+/// A predictor's demos without DSPy's `augmented` flag (DSPy marks the demos
+/// it bootstrapped; our export marks every demo; a spec's demos carry none).
+fn demos_from(predictor: &Map<String, Value>) -> Vec<Demo> {
+    predictor
+        .get("demos")
+        .and_then(Value::as_array)
+        .map(|d| {
+            d.iter()
+                .filter_map(Value::as_object)
+                .map(|m| {
+                    m.iter()
+                        .filter(|(k, _)| k.as_str() != "augmented")
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect()
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Parses DSPy JSON: an object whose keys are predictor names (e.g.
@@ -117,21 +137,7 @@ pub fn import_dspy_json(origin: &str, text: &str) -> Result<ProgramSpec> {
             }
         }
         let outputs = fields.split_off(n_inputs.min(fields.len()));
-        let demos = obj
-            .get("demos")
-            .and_then(Value::as_array)
-            .map(|d| {
-                d.iter()
-                    .filter_map(Value::as_object)
-                    .map(|m| {
-                        m.iter()
-                            .filter(|(k, _)| k.as_str() != "augmented")
-                            .map(|(k, v)| (k.clone(), v.clone()))
-                            .collect()
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let demos = demos_from(obj);
         predictors.push(PredictorSpec {
             name,
             module,
@@ -197,9 +203,147 @@ pub fn import_dspy_json(origin: &str, text: &str) -> Result<ProgramSpec> {
     Ok(spec)
 }
 
+/// Imports a DSPy-saved program onto `base`, the version it was exported
+/// from (`program register --dspy FILE --base P`).
+///
+/// Why a base: DSPy's `Module.save` writes only each predictor's own state
+/// (instructions, each field's `prefix` and `description`, demos, plus
+/// `traces`, `train`, `lm`) and its own `metadata`. It drops our
+/// `x-skill-fleet` block and the `name` we add to each field, so field names,
+/// roles and types, constraints, adapter, field map, constants, metric,
+/// retries, fallbacks and the program name are no longer in the file. They
+/// come from `base`; what DSPy's optimizers change, the instructions and the
+/// demos, comes from the file. DSPy keeps the `augmented` flag our export puts
+/// on every demo; it is dropped here as on every import, so a program that
+/// went through DSPy unchanged has the content hash of `base`.
+///
+/// Field prefixes and descriptions must still be what `export_dspy_json(base)`
+/// writes (DSPy's `${name}` placeholder counts as an empty description; the
+/// reasoning field of a ChainOfThought is DSPy's own and not compared): a spec
+/// renders them from field names, types and constraints, so a prefix or
+/// description edited in DSPy cannot be represented and is an error rather
+/// than silently lost. The file's predictors must be exactly `base`'s.
+pub fn import_dspy_json_onto(origin: &str, text: &str, base: &ProgramSpec) -> Result<ProgramSpec> {
+    let root: Map<String, Value> =
+        serde_json::from_str(text).map_err(|e| config_err(origin, format!("invalid JSON: {e}")))?;
+    let expected = export_dspy_json(base);
+    let mut spec = base.clone();
+    let mut keys = Vec::new();
+    for p in &mut spec.predictors {
+        let key = predictor_key(p);
+        let obj = root.get(&key).and_then(Value::as_object).ok_or_else(|| {
+            config_err(
+                origin,
+                format!(
+                    "no predictor `{key}`; program `{}` has {}",
+                    base.name,
+                    predictor_keys(base).join(", ")
+                ),
+            )
+        })?;
+        let sig = obj
+            .get("signature")
+            .ok_or_else(|| config_err(origin, format!("predictor `{key}` has no `signature`")))?;
+        let fields = sig.get("fields").and_then(Value::as_array);
+        let want = expected
+            .get(&key)
+            .and_then(|v| v.pointer("/signature/fields"))
+            .and_then(Value::as_array);
+        let (Some(fields), Some(want)) = (fields, want) else {
+            return Err(config_err(
+                origin,
+                format!("predictor `{key}`: signature has no `fields` list"),
+            ));
+        };
+        if fields.len() != want.len() {
+            return Err(config_err(
+                origin,
+                format!(
+                    "predictor `{key}` has {} fields; `{}` has {}",
+                    fields.len(),
+                    base.name,
+                    want.len()
+                ),
+            ));
+        }
+        for (got, want) in fields.iter().zip(want) {
+            let name = want.get("name").and_then(Value::as_str).unwrap_or("");
+            if p.module == ModuleKind::ChainOfThought && name == "reasoning" {
+                continue;
+            }
+            for part in ["prefix", "description"] {
+                let text = |v: &Value| {
+                    let t = v.get(part).and_then(Value::as_str).unwrap_or("");
+                    if part == "description" && t.starts_with("${") {
+                        String::new()
+                    } else {
+                        t.to_string()
+                    }
+                };
+                if text(got) != text(want) {
+                    return Err(config_err(
+                        origin,
+                        format!(
+                            "predictor `{key}`, field `{name}`: {part} {:?} differs from the exported {:?}; \
+                             only instructions and demos are imported onto `{}`, so change the field in its YAML spec",
+                            text(got),
+                            text(want),
+                            base.name
+                        ),
+                    ));
+                }
+            }
+        }
+        p.signature.instructions = sig
+            .get("instructions")
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                config_err(
+                    origin,
+                    format!("predictor `{key}`: signature has no `instructions`"),
+                )
+            })?
+            .to_string();
+        p.demos = demos_from(obj);
+        keys.push(key);
+    }
+    let extra: Vec<&String> = root
+        .iter()
+        .filter(|(k, v)| !keys.contains(k) && v.get("signature").is_some())
+        .map(|(k, _)| k)
+        .collect();
+    if !extra.is_empty() {
+        return Err(config_err(
+            origin,
+            format!(
+                "predictor(s) {extra:?} are not in program `{}` ({})",
+                base.name,
+                predictor_keys(base).join(", ")
+            ),
+        ));
+    }
+    spec.validate().map_err(|e| config_err(origin, e))?;
+    Ok(spec)
+}
+
+/// The key DSPy names a predictor by (`named_predictors`): a ChainOfThought
+/// holds its Predict as `.predict`.
+fn predictor_key(p: &PredictorSpec) -> String {
+    match p.module {
+        ModuleKind::ChainOfThought => format!("{}.predict", p.name),
+        ModuleKind::Predict => p.name.clone(),
+    }
+}
+
+fn predictor_keys(spec: &ProgramSpec) -> Vec<String> {
+    spec.predictors.iter().map(predictor_key).collect()
+}
+
 /// Writes DSPy's saved-program layout, plus an `x-skill-fleet` block with
 /// what DSPy does not store (field roles and types, adapter, mappings), so a
-/// re-import reproduces the same spec (same content hash).
+/// re-import of this file reproduces the same spec (same content hash).
+/// DSPy's own `save` drops that block: import a DSPy-saved file with
+/// [`import_dspy_json_onto`].
 pub fn export_dspy_json(spec: &ProgramSpec) -> Value {
     let mut root = Map::new();
     let mut meta_preds = Map::new();
@@ -225,10 +369,7 @@ pub fn export_dspy_json(spec: &ProgramSpec) -> Value {
                 Value::Object(m)
             })
             .collect();
-        let key = match p.module {
-            ModuleKind::ChainOfThought => format!("{}.predict", p.name),
-            ModuleKind::Predict => p.name.clone(),
-        };
+        let key = predictor_key(p);
         root.insert(
             key,
             json!({
