@@ -5,6 +5,7 @@
 
 mod util;
 
+mod dspy_roundtrip;
 mod foundation;
 mod lm_providers;
 #[cfg(feature = "local")]
