@@ -73,9 +73,10 @@ fn demos_from(predictor: &Map<String, Value>) -> Vec<Demo> {
 /// Parses DSPy JSON: an object whose keys are predictor names (e.g.
 /// `understand.predict`) mapping to `{"demos": [...], "signature":
 /// {"instructions", "fields": [{"prefix", "description"}]}}`. Which fields are
-/// inputs is taken from our `x-skill-fleet` metadata when present, else from
-/// the demos: the fields of DSPy's `augmented` demos that the last field list
-/// names after the inputs. Without either, the last field is the output.
+/// inputs, and the module, come from our `x-skill-fleet` metadata when
+/// present. Without it, a `NAME.predict` key with a `reasoning` field is a
+/// ChainOfThought whose inputs are the fields before `reasoning`; otherwise the
+/// last field is the only output.
 pub fn import_dspy_json(origin: &str, text: &str) -> Result<ProgramSpec> {
     let root: Map<String, Value> =
         serde_json::from_str(text).map_err(|e| config_err(origin, format!("invalid JSON: {e}")))?;
@@ -108,27 +109,38 @@ pub fn import_dspy_json(origin: &str, text: &str) -> Result<ProgramSpec> {
             .map(|f| field_from(origin, f))
             .collect::<Result<Vec<_>>>()?;
         for f in &mut fields {
-            // DSPy prefixes are "Task Description:"; names are snake_case.
+            // DSPy prefixes are "Task Description:" (DSPy 2.5's reasoning
+            // prefix goes on after the colon); names are snake_case.
             f.name = f
                 .name
-                .trim_end_matches(':')
+                .split(':')
+                .next()
+                .unwrap_or_default()
                 .trim()
                 .to_lowercase()
                 .replace(' ', "_");
         }
         let pm = meta.get("predictors").and_then(|p| p.get(&name));
-        let n_inputs = pm
-            .and_then(|m| m.get("inputs"))
-            .and_then(Value::as_array)
-            .map(|a| a.len())
-            .unwrap_or(fields.len().saturating_sub(1));
+        let reasoning_at = fields.iter().position(|f| f.name == "reasoning");
         let module = match pm.and_then(|m| m.get("module")).and_then(Value::as_str) {
             Some("chain_of_thought") => ModuleKind::ChainOfThought,
-            _ => ModuleKind::Predict,
+            Some(_) => ModuleKind::Predict,
+            // DSPy's ChainOfThought holds its Predict as `.predict`, whose
+            // signature has `reasoning` inserted right after the inputs.
+            None if key.ends_with(".predict") && reasoning_at.is_some() => {
+                ModuleKind::ChainOfThought
+            }
+            None => ModuleKind::Predict,
         };
         if module == ModuleKind::ChainOfThought {
             fields.retain(|f| f.name != "reasoning");
         }
+        let n_inputs = pm
+            .and_then(|m| m.get("inputs"))
+            .and_then(Value::as_array)
+            .map(|a| a.len())
+            .or(reasoning_at.filter(|_| module == ModuleKind::ChainOfThought))
+            .unwrap_or(fields.len().saturating_sub(1));
         if let Some(types) = pm.and_then(|m| m.get("types")).and_then(Value::as_object) {
             for f in &mut fields {
                 if let Some(t) = types.get(&f.name).and_then(Value::as_str) {

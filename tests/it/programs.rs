@@ -452,6 +452,32 @@ fn plain_dspy_json_imports() {
     );
 }
 
+#[test]
+fn plain_dspy_chain_of_thought_imports_with_inputs_before_reasoning() {
+    // What DSPy 3.4.1 saves for a module with
+    // `self.answer = dspy.ChainOfThought("question, context -> answer, confidence")`.
+    let text = r#"{"answer.predict": {"traces": [], "train": [], "demos": [{"question": "2+2?", "context": "math", "reasoning": "add", "answer": "4", "confidence": "high", "augmented": true}],
+      "signature": {"instructions": "Given the fields `question`, `context`, produce the fields `answer`, `confidence`.",
+        "fields": [{"prefix": "Question:", "description": "${question}"}, {"prefix": "Context:", "description": "${context}"},
+          {"prefix": "Reasoning:", "description": "${reasoning}"}, {"prefix": "Answer:", "description": "${answer}"},
+          {"prefix": "Confidence:", "description": "${confidence}"}]},
+      "lm": null}, "metadata": {"dependency_versions": {"python": "3.11", "dspy": "3.4.1", "cloudpickle": "3.1"}}}"#;
+    let spec = import_dspy_json("cot.json", text).unwrap();
+    let p = &spec.predictors[0];
+    assert_eq!(p.name, "answer");
+    assert_eq!(p.module, skill_fleet::program::ModuleKind::ChainOfThought);
+    let names =
+        |fs: &[skill_fleet::program::Field]| fs.iter().map(|f| f.name.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&p.signature.inputs), ["question", "context"]);
+    assert_eq!(names(&p.signature.outputs), ["answer", "confidence"]);
+    // DSPy 2.5's reasoning prefix names the same field.
+    let old = text.replace(
+        "\"Reasoning:\"",
+        "\"Reasoning: Let's think step by step in order to\"",
+    );
+    assert_eq!(import_dspy_json("cot25.json", &old).unwrap(), spec);
+}
+
 /// A client of the shared scripted model answering `answers` in order.
 fn client(answers: &[&str]) -> (Arc<ScriptedModel>, LmClient) {
     let s = Arc::new(ScriptedModel::queue(answers.iter().copied()).with_usage(10, 5));
