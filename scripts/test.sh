@@ -5,5 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export SKILL_FLEET_MODEL="$PWD/models/gemma-3-270m-q4_k_m.gguf"
+# DSPy itself, for the export round trip (tests/it/dspy_roundtrip.rs).
+SKILL_FLEET_DSPY_PYTHON="$(bash scripts/dspy_venv.sh)"
+export SKILL_FLEET_DSPY_PYTHON
 # One test at a time: the real-model tests each use every core.
 cargo test --all-targets -- --test-threads 1

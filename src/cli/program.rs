@@ -1,7 +1,7 @@
 //! `skill-fleet program list|versions|show|export|import|alias`.
 
 use super::{output, App};
-use crate::program::dspy::{export_dspy_json, import_dspy_json};
+use crate::program::dspy::{export_dspy_json, import_dspy_json, import_dspy_json_onto};
 use crate::program::{load_program, ProgramRef, ProgramSpec};
 use crate::store::NewVersion;
 use anyhow::{Context, Result};
@@ -17,6 +17,18 @@ pub enum ProgramCommand {
         /// The file is DSPy's saved-program JSON.
         #[arg(long)]
         dspy: bool,
+        /// Program the DSPy file was exported from: take its instructions and
+        /// demos from the file and everything DSPy's `save` drops (field types,
+        /// adapter, mappings, name...) from this program's version. Needed for
+        /// a file saved by DSPy itself; the result is a version of this program.
+        #[arg(long, requires = "dspy")]
+        base: Option<String>,
+        /// Version of --base (default: the newest).
+        #[arg(long, requires = "base", conflicts_with = "base_alias")]
+        base_version: Option<i64>,
+        /// Alias of --base.
+        #[arg(long, requires = "base")]
+        base_alias: Option<String>,
     },
     /// Versions of a program, newest first.
     Versions { program: String },
@@ -51,11 +63,33 @@ pub enum ProgramCommand {
 pub fn run(app: &App, cmd: ProgramCommand) -> Result<ExitCode> {
     let mut store = app.store()?;
     match cmd {
-        ProgramCommand::Register { file, dspy } => {
+        ProgramCommand::Register {
+            file,
+            dspy,
+            base,
+            base_version,
+            base_alias,
+        } => {
+            let mut parent_id = None;
             let spec = if dspy {
                 let text = std::fs::read_to_string(&file)
                     .with_context(|| format!("reading {}", file.display()))?;
-                import_dspy_json(&file.display().to_string(), &text)?
+                let origin = file.display().to_string();
+                match base {
+                    Some(program) => {
+                        let (base_spec, base_row) = load_program(
+                            &mut store,
+                            &ProgramRef {
+                                program,
+                                version: base_version,
+                                alias: base_alias,
+                            },
+                        )?;
+                        parent_id = Some(base_row.id);
+                        import_dspy_json_onto(&origin, &text, &base_spec)?
+                    }
+                    None => import_dspy_json(&origin, &text)?,
+                }
             } else {
                 ProgramSpec::load(&file)?
             };
@@ -65,6 +99,7 @@ pub fn run(app: &App, cmd: ProgramCommand) -> Result<ExitCode> {
                 &spec.content_hash(),
                 NewVersion {
                     note: Some("registered"),
+                    parent_id,
                     ..Default::default()
                 },
             )?;

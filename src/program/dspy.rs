@@ -4,7 +4,7 @@
 //! be loaded in DSPy.
 
 use super::signature::{Field, FieldType, Signature};
-use super::spec::{AdapterKind, ModuleKind, PredictorSpec, ProgramSpec};
+use super::spec::{AdapterKind, Demo, ModuleKind, PredictorSpec, ProgramSpec};
 use crate::error::{Error, Result};
 use serde_json::{json, Map, Value};
 
@@ -50,12 +50,33 @@ fn field_from(origin: &str, v: &Value) -> Result<Field> {
     })
 }
 
+/// A predictor's demos without DSPy's `augmented` flag (DSPy marks the demos
+/// it bootstrapped; our export marks every demo; a spec's demos carry none).
+fn demos_from(predictor: &Map<String, Value>) -> Vec<Demo> {
+    predictor
+        .get("demos")
+        .and_then(Value::as_array)
+        .map(|d| {
+            d.iter()
+                .filter_map(Value::as_object)
+                .map(|m| {
+                    m.iter()
+                        .filter(|(k, _)| k.as_str() != "augmented")
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect()
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Parses DSPy JSON: an object whose keys are predictor names (e.g.
 /// `understand.predict`) mapping to `{"demos": [...], "signature":
 /// {"instructions", "fields": [{"prefix", "description"}]}}`. Which fields are
-/// inputs is taken from our `x-skill-fleet` metadata when present, else from
-/// the demos: the fields of DSPy's `augmented` demos that the last field list
-/// names after the inputs. Without either, the last field is the output.
+/// inputs, and the module, come from our `x-skill-fleet` metadata when
+/// present. Without it, a `NAME.predict` key with a `reasoning` field is a
+/// ChainOfThought whose inputs are the fields before `reasoning`; otherwise the
+/// last field is the only output.
 pub fn import_dspy_json(origin: &str, text: &str) -> Result<ProgramSpec> {
     let root: Map<String, Value> =
         serde_json::from_str(text).map_err(|e| config_err(origin, format!("invalid JSON: {e}")))?;
@@ -88,27 +109,38 @@ pub fn import_dspy_json(origin: &str, text: &str) -> Result<ProgramSpec> {
             .map(|f| field_from(origin, f))
             .collect::<Result<Vec<_>>>()?;
         for f in &mut fields {
-            // DSPy prefixes are "Task Description:"; names are snake_case.
+            // DSPy prefixes are "Task Description:" (DSPy 2.5's reasoning
+            // prefix goes on after the colon); names are snake_case.
             f.name = f
                 .name
-                .trim_end_matches(':')
+                .split(':')
+                .next()
+                .unwrap_or_default()
                 .trim()
                 .to_lowercase()
                 .replace(' ', "_");
         }
         let pm = meta.get("predictors").and_then(|p| p.get(&name));
-        let n_inputs = pm
-            .and_then(|m| m.get("inputs"))
-            .and_then(Value::as_array)
-            .map(|a| a.len())
-            .unwrap_or(fields.len().saturating_sub(1));
+        let reasoning_at = fields.iter().position(|f| f.name == "reasoning");
         let module = match pm.and_then(|m| m.get("module")).and_then(Value::as_str) {
             Some("chain_of_thought") => ModuleKind::ChainOfThought,
-            _ => ModuleKind::Predict,
+            Some(_) => ModuleKind::Predict,
+            // DSPy's ChainOfThought holds its Predict as `.predict`, whose
+            // signature has `reasoning` inserted right after the inputs.
+            None if key.ends_with(".predict") && reasoning_at.is_some() => {
+                ModuleKind::ChainOfThought
+            }
+            None => ModuleKind::Predict,
         };
         if module == ModuleKind::ChainOfThought {
             fields.retain(|f| f.name != "reasoning");
         }
+        let n_inputs = pm
+            .and_then(|m| m.get("inputs"))
+            .and_then(Value::as_array)
+            .map(|a| a.len())
+            .or(reasoning_at.filter(|_| module == ModuleKind::ChainOfThought))
+            .unwrap_or(fields.len().saturating_sub(1));
         if let Some(types) = pm.and_then(|m| m.get("types")).and_then(Value::as_object) {
             for f in &mut fields {
                 if let Some(t) = types.get(&f.name).and_then(Value::as_str) {
@@ -117,21 +149,7 @@ pub fn import_dspy_json(origin: &str, text: &str) -> Result<ProgramSpec> {
             }
         }
         let outputs = fields.split_off(n_inputs.min(fields.len()));
-        let demos = obj
-            .get("demos")
-            .and_then(Value::as_array)
-            .map(|d| {
-                d.iter()
-                    .filter_map(Value::as_object)
-                    .map(|m| {
-                        m.iter()
-                            .filter(|(k, _)| k.as_str() != "augmented")
-                            .map(|(k, v)| (k.clone(), v.clone()))
-                            .collect()
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let demos = demos_from(obj);
         predictors.push(PredictorSpec {
             name,
             module,
@@ -197,9 +215,147 @@ pub fn import_dspy_json(origin: &str, text: &str) -> Result<ProgramSpec> {
     Ok(spec)
 }
 
+/// Imports a DSPy-saved program onto `base`, the version it was exported
+/// from (`program register --dspy FILE --base P`).
+///
+/// Why a base: DSPy's `Module.save` writes only each predictor's own state
+/// (instructions, each field's `prefix` and `description`, demos, plus
+/// `traces`, `train`, `lm`) and its own `metadata`. It drops our
+/// `x-skill-fleet` block and the `name` we add to each field, so field names,
+/// roles and types, constraints, adapter, field map, constants, metric,
+/// retries, fallbacks and the program name are no longer in the file. They
+/// come from `base`; what DSPy's optimizers change, the instructions and the
+/// demos, comes from the file. DSPy keeps the `augmented` flag our export puts
+/// on every demo; it is dropped here as on every import, so a program that
+/// went through DSPy unchanged has the content hash of `base`.
+///
+/// Field prefixes and descriptions must still be what `export_dspy_json(base)`
+/// writes (DSPy's `${name}` placeholder counts as an empty description; the
+/// reasoning field of a ChainOfThought is DSPy's own and not compared): a spec
+/// renders them from field names, types and constraints, so a prefix or
+/// description edited in DSPy cannot be represented and is an error rather
+/// than silently lost. The file's predictors must be exactly `base`'s.
+pub fn import_dspy_json_onto(origin: &str, text: &str, base: &ProgramSpec) -> Result<ProgramSpec> {
+    let root: Map<String, Value> =
+        serde_json::from_str(text).map_err(|e| config_err(origin, format!("invalid JSON: {e}")))?;
+    let expected = export_dspy_json(base);
+    let mut spec = base.clone();
+    let mut keys = Vec::new();
+    for p in &mut spec.predictors {
+        let key = predictor_key(p);
+        let obj = root.get(&key).and_then(Value::as_object).ok_or_else(|| {
+            config_err(
+                origin,
+                format!(
+                    "no predictor `{key}`; program `{}` has {}",
+                    base.name,
+                    predictor_keys(base).join(", ")
+                ),
+            )
+        })?;
+        let sig = obj
+            .get("signature")
+            .ok_or_else(|| config_err(origin, format!("predictor `{key}` has no `signature`")))?;
+        let fields = sig.get("fields").and_then(Value::as_array);
+        let want = expected
+            .get(&key)
+            .and_then(|v| v.pointer("/signature/fields"))
+            .and_then(Value::as_array);
+        let (Some(fields), Some(want)) = (fields, want) else {
+            return Err(config_err(
+                origin,
+                format!("predictor `{key}`: signature has no `fields` list"),
+            ));
+        };
+        if fields.len() != want.len() {
+            return Err(config_err(
+                origin,
+                format!(
+                    "predictor `{key}` has {} fields; `{}` has {}",
+                    fields.len(),
+                    base.name,
+                    want.len()
+                ),
+            ));
+        }
+        for (got, want) in fields.iter().zip(want) {
+            let name = want.get("name").and_then(Value::as_str).unwrap_or("");
+            if p.module == ModuleKind::ChainOfThought && name == "reasoning" {
+                continue;
+            }
+            for part in ["prefix", "description"] {
+                let text = |v: &Value| {
+                    let t = v.get(part).and_then(Value::as_str).unwrap_or("");
+                    if part == "description" && t.starts_with("${") {
+                        String::new()
+                    } else {
+                        t.to_string()
+                    }
+                };
+                if text(got) != text(want) {
+                    return Err(config_err(
+                        origin,
+                        format!(
+                            "predictor `{key}`, field `{name}`: {part} {:?} differs from the exported {:?}; \
+                             only instructions and demos are imported onto `{}`, so change the field in its YAML spec",
+                            text(got),
+                            text(want),
+                            base.name
+                        ),
+                    ));
+                }
+            }
+        }
+        p.signature.instructions = sig
+            .get("instructions")
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                config_err(
+                    origin,
+                    format!("predictor `{key}`: signature has no `instructions`"),
+                )
+            })?
+            .to_string();
+        p.demos = demos_from(obj);
+        keys.push(key);
+    }
+    let extra: Vec<&String> = root
+        .iter()
+        .filter(|(k, v)| !keys.contains(k) && v.get("signature").is_some())
+        .map(|(k, _)| k)
+        .collect();
+    if !extra.is_empty() {
+        return Err(config_err(
+            origin,
+            format!(
+                "predictor(s) {extra:?} are not in program `{}` ({})",
+                base.name,
+                predictor_keys(base).join(", ")
+            ),
+        ));
+    }
+    spec.validate().map_err(|e| config_err(origin, e))?;
+    Ok(spec)
+}
+
+/// The key DSPy names a predictor by (`named_predictors`): a ChainOfThought
+/// holds its Predict as `.predict`.
+fn predictor_key(p: &PredictorSpec) -> String {
+    match p.module {
+        ModuleKind::ChainOfThought => format!("{}.predict", p.name),
+        ModuleKind::Predict => p.name.clone(),
+    }
+}
+
+fn predictor_keys(spec: &ProgramSpec) -> Vec<String> {
+    spec.predictors.iter().map(predictor_key).collect()
+}
+
 /// Writes DSPy's saved-program layout, plus an `x-skill-fleet` block with
 /// what DSPy does not store (field roles and types, adapter, mappings), so a
-/// re-import reproduces the same spec (same content hash).
+/// re-import of this file reproduces the same spec (same content hash).
+/// DSPy's own `save` drops that block: import a DSPy-saved file with
+/// [`import_dspy_json_onto`].
 pub fn export_dspy_json(spec: &ProgramSpec) -> Value {
     let mut root = Map::new();
     let mut meta_preds = Map::new();
@@ -210,7 +366,11 @@ pub fn export_dspy_json(spec: &ProgramSpec) -> Value {
             fields.push(json!({"prefix": format!("{}:", f.label()), "description": f.describe(), "name": f.name}));
         }
         if p.module == ModuleKind::ChainOfThought {
-            fields.insert(p.signature.inputs.len(), json!({"prefix": "Reasoning: Let's think step by step in order to", "description": "${reasoning}", "name": "reasoning"}));
+            // What `dspy.ChainOfThought` (3.x) writes for its reasoning field.
+            fields.insert(
+                p.signature.inputs.len(),
+                json!({"prefix": "Reasoning:", "description": "${reasoning}", "name": "reasoning"}),
+            );
         }
         let demos: Vec<Value> = p
             .demos
@@ -221,10 +381,7 @@ pub fn export_dspy_json(spec: &ProgramSpec) -> Value {
                 Value::Object(m)
             })
             .collect();
-        let key = match p.module {
-            ModuleKind::ChainOfThought => format!("{}.predict", p.name),
-            ModuleKind::Predict => p.name.clone(),
-        };
+        let key = predictor_key(p);
         root.insert(
             key,
             json!({
@@ -262,11 +419,14 @@ pub fn export_dspy_json(spec: &ProgramSpec) -> Value {
             fallbacks.insert(p.name.clone(), Value::Object(fb.clone()));
         }
     }
-    root.insert(
-        "metadata".into(),
-        json!({"dependency_versions": {"skill_fleet": env!("CARGO_PKG_VERSION")}}),
-    );
+    // DSPy's `Module.load` looks every `dependency_versions` key up in its own
+    // table (python, dspy, cloudpickle: what its `save` writes), so any other
+    // key is a `KeyError`; a version that differs only logs a warning. We
+    // claim none of those versions: the map is empty, which DSPy accepts
+    // silently, and our own version goes under `x-skill-fleet`.
+    root.insert("metadata".into(), json!({"dependency_versions": {}}));
     root.insert("x-skill-fleet".into(), json!({
+        "exported_by": {"skill_fleet": env!("CARGO_PKG_VERSION")},
         "name": spec.name,
         "description": spec.description,
         "predictors": meta_preds,

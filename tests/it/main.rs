@@ -5,6 +5,7 @@
 
 mod util;
 
+mod dspy_roundtrip;
 mod foundation;
 mod jobs;
 mod lm_providers;

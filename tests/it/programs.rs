@@ -8,7 +8,7 @@ use skill_fleet::lm::scripted::ScriptedModel;
 use skill_fleet::lm::Prompt;
 use skill_fleet::metrics::{self, Metric};
 use skill_fleet::program::adapter::{self, ParseError};
-use skill_fleet::program::dspy::{export_dspy_json, import_dspy_json};
+use skill_fleet::program::dspy::{export_dspy_json, import_dspy_json, import_dspy_json_onto};
 use skill_fleet::program::run::prompt_text;
 use skill_fleet::program::{run_program, AdapterKind, ProgramSpec};
 use std::sync::Arc;
@@ -299,6 +299,140 @@ fn dspy_json_round_trips_to_the_same_content_hash() {
     assert_eq!(again.content_hash(), spec.content_hash());
 }
 
+/// DSPy's `Module.load` raises `KeyError` on a `dependency_versions` key it
+/// does not write itself (python, dspy, cloudpickle); ours lives under `x-skill-fleet`.
+#[test]
+fn dspy_export_metadata_has_only_keys_dspy_load_accepts() {
+    let exported = export_dspy_json(&with_demo(AdapterKind::Completion));
+    let versions = exported["metadata"]["dependency_versions"]
+        .as_object()
+        .expect("metadata.dependency_versions is an object");
+    for key in versions.keys() {
+        assert!(
+            ["python", "dspy", "cloudpickle"].contains(&key.as_str()),
+            "DSPy's load fails on dependency_versions key `{key}`"
+        );
+    }
+    assert_eq!(
+        exported["x-skill-fleet"]["exported_by"]["skill_fleet"],
+        json!(env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn exports_with_the_old_skill_fleet_metadata_key_still_import() {
+    let spec = with_demo(AdapterKind::Completion);
+    let mut old = export_dspy_json(&spec);
+    old["metadata"] = json!({"dependency_versions": {"skill_fleet": "0.1.0"}});
+    if let Some(m) = old["x-skill-fleet"].as_object_mut() {
+        m.remove("exported_by");
+    }
+    let imported = import_dspy_json("old.json", &old.to_string()).unwrap();
+    assert_eq!(imported.content_hash(), spec.content_hash());
+}
+
+/// What DSPy 3.4.1's `Module.save` writes after `Module.load` of our export:
+/// each predictor's state with fields reduced to prefix and description, its
+/// own metadata, and no `x-skill-fleet` block.
+fn as_dspy_saves(mut exported: Value) -> Value {
+    let root = exported.as_object_mut().unwrap();
+    root.remove("x-skill-fleet");
+    root.insert(
+        "metadata".into(),
+        json!({"dependency_versions": {"python": "3.11", "dspy": "3.4.1", "cloudpickle": "3.1"}}),
+    );
+    for (_, pred) in root.iter_mut() {
+        if let Some(fields) = pred
+            .pointer_mut("/signature/fields")
+            .and_then(Value::as_array_mut)
+        {
+            for f in fields {
+                f.as_object_mut().unwrap().remove("name");
+            }
+        }
+    }
+    exported
+}
+
+#[test]
+fn dspy_saved_json_imported_onto_its_base_keeps_the_content_hash() {
+    for module in [
+        skill_fleet::program::ModuleKind::Predict,
+        skill_fleet::program::ModuleKind::ChainOfThought,
+    ] {
+        let mut spec = with_demo(AdapterKind::Chat);
+        spec.predictors[0].module = module;
+        let saved = as_dspy_saves(export_dspy_json(&spec)).to_string();
+        let imported = import_dspy_json_onto("saved.json", &saved, &spec).unwrap();
+        assert_eq!(imported, spec, "{module:?}");
+        assert_eq!(imported.content_hash(), spec.content_hash());
+        // Without the base, what DSPy dropped is gone: another program.
+        let plain = import_dspy_json("saved.json", &saved).unwrap();
+        assert_ne!(plain.content_hash(), spec.content_hash());
+    }
+}
+
+#[test]
+fn dspy_saved_json_onto_a_base_takes_instructions_and_demos_from_the_file() {
+    let spec = with_demo(AdapterKind::Completion);
+    let mut saved = as_dspy_saves(export_dspy_json(&spec));
+    saved["understand"]["signature"]["instructions"] = json!("Optimized instructions.");
+    saved["understand"]["demos"][0]["name"] = json!("serde-derive-2");
+    let imported = import_dspy_json_onto("saved.json", &saved.to_string(), &spec).unwrap();
+    let p = &imported.predictors[0];
+    assert_eq!(p.signature.instructions, "Optimized instructions.");
+    assert_eq!(p.demos[0]["name"], "serde-derive-2");
+    assert!(!p.demos[0].contains_key("augmented"));
+    // Everything else is the base's.
+    assert_eq!(p.signature.outputs, spec.predictors[0].signature.outputs);
+    assert_eq!(imported.field_map, spec.field_map);
+    assert_eq!(imported.name, spec.name);
+}
+
+#[test]
+fn dspy_saved_json_onto_a_base_rejects_what_a_spec_cannot_hold() {
+    let spec = with_demo(AdapterKind::Completion);
+    let saved = as_dspy_saves(export_dspy_json(&spec));
+    let err_of = |v: &Value| {
+        import_dspy_json_onto("saved.json", &v.to_string(), &spec)
+            .unwrap_err()
+            .to_string()
+    };
+    // A prefix edited in DSPy (e.g. by COPRO): our prefixes come from field names.
+    let mut edited = saved.clone();
+    edited["understand"]["signature"]["fields"][2]["prefix"] = json!("Path:");
+    let err = err_of(&edited);
+    assert!(
+        err.contains("saved.json") && err.contains("`taxonomy_path`") && err.contains("\"Path:\""),
+        "{err}"
+    );
+    // A field more or less.
+    let mut fewer = saved.clone();
+    fewer["understand"]["signature"]["fields"]
+        .as_array_mut()
+        .unwrap()
+        .pop();
+    assert!(
+        err_of(&fewer).contains("has 7 fields"),
+        "{}",
+        err_of(&fewer)
+    );
+    // Another program's predictors.
+    let mut renamed = saved.clone();
+    let pred = renamed["understand"].take();
+    renamed["classify"] = pred;
+    renamed.as_object_mut().unwrap().remove("understand");
+    let err = err_of(&renamed);
+    assert!(err.contains("no predictor `understand`"), "{err}");
+    let mut extra = saved.clone();
+    extra["classify"] = saved["understand"].clone();
+    let err = err_of(&extra);
+    assert!(
+        err.contains("\"classify\"") && err.contains("not in program"),
+        "{err}"
+    );
+}
+
 #[test]
 fn plain_dspy_json_imports() {
     // What DSPy writes for `dspy.Predict("question -> answer")` after optimization.
@@ -316,6 +450,32 @@ fn plain_dspy_json_imports() {
         err.to_string().contains("bad.json") && err.to_string().contains("no predictors"),
         "{err}"
     );
+}
+
+#[test]
+fn plain_dspy_chain_of_thought_imports_with_inputs_before_reasoning() {
+    // What DSPy 3.4.1 saves for a module with
+    // `self.answer = dspy.ChainOfThought("question, context -> answer, confidence")`.
+    let text = r#"{"answer.predict": {"traces": [], "train": [], "demos": [{"question": "2+2?", "context": "math", "reasoning": "add", "answer": "4", "confidence": "high", "augmented": true}],
+      "signature": {"instructions": "Given the fields `question`, `context`, produce the fields `answer`, `confidence`.",
+        "fields": [{"prefix": "Question:", "description": "${question}"}, {"prefix": "Context:", "description": "${context}"},
+          {"prefix": "Reasoning:", "description": "${reasoning}"}, {"prefix": "Answer:", "description": "${answer}"},
+          {"prefix": "Confidence:", "description": "${confidence}"}]},
+      "lm": null}, "metadata": {"dependency_versions": {"python": "3.11", "dspy": "3.4.1", "cloudpickle": "3.1"}}}"#;
+    let spec = import_dspy_json("cot.json", text).unwrap();
+    let p = &spec.predictors[0];
+    assert_eq!(p.name, "answer");
+    assert_eq!(p.module, skill_fleet::program::ModuleKind::ChainOfThought);
+    let names =
+        |fs: &[skill_fleet::program::Field]| fs.iter().map(|f| f.name.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&p.signature.inputs), ["question", "context"]);
+    assert_eq!(names(&p.signature.outputs), ["answer", "confidence"]);
+    // DSPy 2.5's reasoning prefix names the same field.
+    let old = text.replace(
+        "\"Reasoning:\"",
+        "\"Reasoning: Let's think step by step in order to\"",
+    );
+    assert_eq!(import_dspy_json("cot25.json", &old).unwrap(), spec);
 }
 
 /// A client of the shared scripted model answering `answers` in order.

@@ -42,6 +42,7 @@ pub fn cli_ok(db: &Path, args: &[&str]) -> String {
 }
 
 /// Path of the local model, if it has been assembled (scripts/setup.sh).
+#[cfg(feature = "local")]
 pub fn model_path() -> Option<PathBuf> {
     let p = std::env::var_os("SKILL_FLEET_MODEL")
         .map(PathBuf::from)
