@@ -1,6 +1,5 @@
 //! Issue 2: the store, trainsets and SQL access, against real SQLite files and the real binary.
 
-
 use crate::util::*;
 use serde_json::Value;
 use skill_fleet::config::Taxonomy;

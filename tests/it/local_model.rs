@@ -2,7 +2,6 @@
 //! Needs `models/gemma-3-270m-q4_k_m.gguf` (scripts/setup.sh assembles it).
 //! Built only with the `local` feature (the default): they run the embedded model.
 
-
 use skill_fleet::config::LocalConfig;
 use skill_fleet::lm::local::LocalModel;
 use skill_fleet::lm::{LanguageModel, LmError, LmRequest};

@@ -2,7 +2,6 @@
 //! kill -9 mid-run and resume, reproducibility by seed, eval and predict.
 //! Built only with the `local` feature (the default): they run the embedded model.
 
-
 use crate::util::*;
 use serde_json::Value;
 use skill_fleet::store::Store;

@@ -3,7 +3,6 @@
 //! works, with scripted language models in a real session on a real SQLite
 //! file. (Runs against the real model: `bench/quality_vs_dspy.sh`.)
 
-
 use serde_json::{json, Map};
 use skill_fleet::config::{Config, RetryConfig};
 use skill_fleet::eval::EvalExample;
@@ -17,7 +16,7 @@ use skill_fleet::optimize::mipro::{mipro, Auto, MiproSettings};
 use skill_fleet::optimize::Session;
 use skill_fleet::program::ProgramSpec;
 use skill_fleet::store::{NewRun, Store};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// A scripted model answering each text prompt with `answer(prompt)`.

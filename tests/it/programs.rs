@@ -1,21 +1,21 @@
 //! Issue 4: adapters, parsing, metrics (hand-computed), DSPy JSON round trip,
 //! and program runs with a scripted test double for the language model.
 
-
 use serde_json::{json, Map, Value};
 use skill_fleet::config::RetryConfig;
 use skill_fleet::lm::client::{CallContext, LmClient};
 use skill_fleet::lm::scripted::ScriptedModel;
-use skill_fleet::lm::{LmRequest, Prompt};
+use skill_fleet::lm::Prompt;
 use skill_fleet::metrics::{self, Metric};
 use skill_fleet::program::adapter::{self, ParseError};
 use skill_fleet::program::dspy::{export_dspy_json, import_dspy_json};
 use skill_fleet::program::run::prompt_text;
 use skill_fleet::program::{run_program, AdapterKind, ProgramSpec};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 fn bundled() -> ProgramSpec {
-    ProgramSpec::load(&crate::util::root().join("config/programs/skill_understanding.yaml")).unwrap()
+    ProgramSpec::load(&crate::util::root().join("config/programs/skill_understanding.yaml"))
+        .unwrap()
 }
 
 fn obj(v: Value) -> Map<String, Value> {

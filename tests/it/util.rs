@@ -1,6 +1,5 @@
 //! Helpers shared by integration tests: running the real binary on a temp database.
 
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -43,6 +42,7 @@ pub fn cli_ok(db: &Path, args: &[&str]) -> String {
 }
 
 /// Path of the local model, if it has been assembled (scripts/setup.sh).
+#[cfg(feature = "local")]
 pub fn model_path() -> Option<PathBuf> {
     let p = std::env::var_os("SKILL_FLEET_MODEL")
         .map(PathBuf::from)
