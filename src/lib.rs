@@ -4,7 +4,8 @@
 //! The library is organised one module per concern (see `DESIGN.md`):
 //! [`store`] owns the database, [`data`] owns trainsets, [`lm`] talks to
 //! language models, [`program`] renders and parses predictor calls,
-//! [`metrics`] and [`eval`] score programs, [`optimize`] improves them.
+//! [`metrics`] and [`eval`] score programs, [`optimize`] improves them,
+//! [`tasks`] holds what is specific to the bundled skill task.
 //! The `skill-fleet` binary is a thin [`cli`] over these modules.
 
 pub mod cli;
@@ -20,3 +21,4 @@ pub mod lm;
 pub mod metrics;
 pub mod optimize;
 pub mod program;
+pub mod tasks;

@@ -366,7 +366,7 @@ fn stratified_split_is_reproducible_and_recorded() {
     // Stratified: each style appears in every part.
     let examples = s.examples(row.id).unwrap();
     for part in &pa {
-        for style in data::SKILL_STYLES {
+        for style in skill_fleet::tasks::skill::schema::SKILL_STYLES {
             assert!(part.iter().any(|id| examples
                 .iter()
                 .any(|e| e.id == *id && e.style.as_deref() == Some(style))));
