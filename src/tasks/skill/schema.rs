@@ -39,13 +39,32 @@ pub fn is_kebab_case(s: &str) -> bool {
         })
 }
 
-/// True when the examples use this schema: the first object has
-/// `task_description` and at least one `expected_*` key.
+/// True when `key` is one of the schema's label keys (`expected_*`).
+///
+/// These names are specific enough that an object carrying one is meant as a
+/// skill example; `task_description` alone is not, since generic trainsets
+/// may use that name for their own input.
+pub fn is_label_key(key: &str) -> bool {
+    key.starts_with("expected_") && SKILL_KEYS.contains(&key)
+}
+
+/// True when the examples use this schema: any example carries one of its
+/// label keys, or the first has `task_description` with an `expected_*` key.
+///
+/// Any example and any label key, so a skill file whose examples lack a
+/// required field (even `task_description`, even in the first example) is
+/// still checked as a skill file and the missing field reported, instead of
+/// the file passing as a generic trainset and the program later running on an
+/// empty input.
 pub fn carries_skill_fields(examples: &[Example]) -> bool {
-    examples.first().is_some_and(|e| {
+    let first_is_skill = examples.first().is_some_and(|e| {
         e.fields.contains_key("task_description")
             && e.fields.keys().any(|k| k.starts_with("expected_"))
-    })
+    });
+    first_is_skill
+        || examples
+            .iter()
+            .any(|e| e.fields.keys().any(|k| is_label_key(k)))
 }
 
 /// True when a CSV header names a skill column, so the file must carry every
@@ -228,6 +247,46 @@ fn check_example(c: &mut Checker<'_>, ex: &Example, taxonomy: &Taxonomy) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{json, Map, Value};
+
+    fn example(index: usize, v: Value) -> Example {
+        let fields: Map<String, Value> = v.as_object().cloned().unwrap_or_default();
+        Example {
+            index,
+            line: None,
+            fields,
+        }
+    }
+
+    #[test]
+    fn a_skill_label_without_task_description_is_the_skill_schema() {
+        let examples = [example(
+            0,
+            json!({"expected_name": "x", "expected_keywords": []}),
+        )];
+        assert!(carries_skill_fields(&examples));
+    }
+
+    #[test]
+    fn a_skill_label_in_a_later_example_is_the_skill_schema() {
+        let examples = [
+            example(0, json!({"task_description": "t"})),
+            example(
+                1,
+                json!({"task_description": "u", "expected_skill_style": "minimal"}),
+            ),
+        ];
+        assert!(carries_skill_fields(&examples));
+    }
+
+    #[test]
+    fn task_description_or_other_expected_keys_alone_are_generic() {
+        let examples = [
+            example(0, json!({"task_description": "t", "answer": "a"})),
+            example(1, json!({"question": "q", "expected_answer": "a"})),
+        ];
+        assert!(!carries_skill_fields(&examples));
+    }
 
     #[test]
     fn kebab_case() {
