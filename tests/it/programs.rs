@@ -516,3 +516,53 @@ fn metrics_score_rates_external_predictions() {
         "{err}"
     );
 }
+
+/// Item 8: examples are checked against the program before any LM call.
+#[test]
+fn bundled_trainset_fits_the_bundled_program_and_a_qa_trainset_is_refused_by_name() {
+    use crate::util::{bundled_trainset, cli_ok, data};
+    use skill_fleet::program::check_examples;
+    use skill_fleet::store::Store;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    cli_ok(
+        &db,
+        &["trainset", "import", bundled_trainset().to_str().unwrap()],
+    );
+    cli_ok(
+        &db,
+        &[
+            "trainset",
+            "import",
+            data("generic_qa.jsonl").to_str().unwrap(),
+        ],
+    );
+    let store = Store::open(&db).unwrap();
+    let skill = store
+        .examples(store.find_trainset("trainset").unwrap().id)
+        .unwrap();
+    assert!(!skill.is_empty());
+    check_examples(&bundled(), &skill).unwrap();
+
+    let qa = store
+        .examples(store.find_trainset("generic_qa").unwrap().id)
+        .unwrap();
+    let text = match check_examples(&bundled(), &qa) {
+        Err(skill_fleet::Error::ExamplesDoNotFit(m)) => {
+            assert_eq!(m.mismatched, qa.len());
+            m.to_string()
+        }
+        other => panic!("expected ExamplesDoNotFit, got {other:?}"),
+    };
+    assert!(
+        text.contains(&format!(
+            "example #0 (id {}): missing input `task_description`; missing labels `taxonomy_path`, `name`",
+            qa[0].id
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("`taxonomy_path` (column `expected_taxonomy_path`)"),
+        "{text}"
+    );
+}
