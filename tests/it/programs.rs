@@ -566,3 +566,55 @@ fn bundled_trainset_fits_the_bundled_program_and_a_qa_trainset_is_refused_by_nam
         "{text}"
     );
 }
+
+/// Item 9: `--alias` with a spec file used to show the file and ignore the alias.
+#[test]
+fn program_show_of_a_spec_file_with_alias_shows_the_aliased_version_or_refuses() {
+    use crate::util::{cli, cli_ok};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    let write = |file: &str, description: &str| {
+        let path = dir.path().join(file);
+        std::fs::write(
+            &path,
+            format!(
+                "name: aliased\ndescription: {description}\npredictors:\n  - name: answer\n    signature:\n      inputs: [{{name: question}}]\n      outputs: [{{name: answer}}]\n"
+            ),
+        )
+        .unwrap();
+        path.display().to_string()
+    };
+    let first = write("first.yaml", "first version");
+    let second = write("second.yaml", "second version");
+    cli_ok(&db, &["program", "register", &first]);
+    cli_ok(&db, &["program", "register", &second]);
+    cli_ok(
+        &db,
+        &[
+            "program",
+            "alias",
+            "aliased",
+            "production",
+            "--version",
+            "1",
+        ],
+    );
+
+    let out = cli_ok(&db, &["program", "show", &second, "--alias", "production"]);
+    assert!(
+        out.contains("first version") && !out.contains("second version"),
+        "{out}"
+    );
+    let out = cli_ok(&db, &["program", "show", &second, "--version", "1"]);
+    assert!(out.contains("first version"), "{out}");
+
+    let out = cli(&db, &["program", "show", &second, "--alias", "staging"]);
+    assert!(!out.status.success(), "an unknown alias was ignored");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("aliased@staging")
+            && stderr.contains("versions 1, 2")
+            && stderr.contains("production -> 1"),
+        "{stderr}"
+    );
+}
