@@ -21,6 +21,10 @@ pub enum Error {
     /// A trainset file has problems; every problem is listed with its location.
     #[error("{} problem(s) in trainset:\n{}", .0.len(), crate::data::format_problems(.0))]
     InvalidTrainset(Vec<crate::data::Problem>),
+    /// Stored examples lack fields a program needs; every such example is
+    /// named (boxed: the report is large and errors travel by value).
+    #[error("{0}")]
+    ExamplesDoNotFit(Box<crate::program::check::ExamplesDoNotFit>),
     /// A configuration or spec file is malformed.
     #[error("{path}: {message}")]
     Config { path: String, message: String },

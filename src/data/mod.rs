@@ -2,7 +2,8 @@
 //! locations; hashing for dedupe; stats and seeded stratified splits.
 //!
 //! Two schemas are recognised. The *skill* schema (the original Python
-//! skill-fleet's `trainset_v4.json`) is checked field by field. Any other file is
+//! skill-fleet's `trainset_v4.json`) is checked field by field by the skill
+//! task ([`crate::tasks::skill::schema`]). Any other file is
 //! a *generic* trainset: objects with arbitrary fields whose roles a program
 //! decides later; only its shape and duplicates are checked.
 
@@ -22,22 +23,9 @@ use serde_json::{Map, Value};
 use std::fmt;
 use std::path::Path;
 
-/// The skill styles of the bundled task (a Literal field).
-pub const SKILL_STYLES: [&str; 3] = ["comprehensive", "navigation_hub", "minimal"];
-/// Allowed subdirectories of a skill (a list of Literal).
-pub const SUBDIRECTORIES: [&str; 5] = ["references", "guides", "templates", "scripts", "examples"];
-/// Keys every example of the skill schema carries (`source` is optional).
-pub const SKILL_KEYS: [&str; 7] = [
-    "task_description",
-    "expected_taxonomy_path",
-    "expected_name",
-    "expected_skill_style",
-    "expected_subdirectories",
-    "expected_keywords",
-    "expected_description",
-];
-/// Columns holding lists; in CSV they are `;`-separated.
-pub const LIST_KEYS: [&str; 2] = ["expected_subdirectories", "expected_keywords"];
+/// Kept at their old paths for existing callers; the skill schema lives in
+/// [`crate::tasks::skill::schema`].
+pub use crate::tasks::skill::schema::{LIST_KEYS, SKILL_KEYS, SKILL_STYLES, SUBDIRECTORIES};
 
 /// One example as read from a file: its position and its fields.
 #[derive(Debug, Clone, PartialEq)]
@@ -89,17 +77,14 @@ pub enum Schema {
 }
 
 impl Schema {
-    /// A file uses the skill schema when its first object has `task_description`
-    /// and at least one `expected_*` key.
+    /// The skill schema when the examples carry its fields (the rule is the
+    /// skill task's: [`crate::tasks::skill::schema::carries_skill_fields`]),
+    /// else the generic one.
     pub fn detect(examples: &[Example]) -> Schema {
-        match examples.first() {
-            Some(e)
-                if e.fields.contains_key("task_description")
-                    && e.fields.keys().any(|k| k.starts_with("expected_")) =>
-            {
-                Schema::Skill
-            }
-            _ => Schema::Generic,
+        if crate::tasks::skill::schema::carries_skill_fields(examples) {
+            Schema::Skill
+        } else {
+            Schema::Generic
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Reading trainset files (JSON array, JSONL, CSV) into [`Example`]s with positions.
 
-use super::{Example, Problem, ProblemKind, LIST_KEYS};
+use super::{Example, Problem, ProblemKind};
+use crate::tasks::skill::schema::{csv_header_is_skill, LIST_KEYS, SKILL_KEYS};
 use serde_json::{Map, Value};
 use std::path::Path;
 
@@ -258,11 +259,10 @@ fn parse_csv(file: &str, text: &str) -> (Vec<Example>, Vec<Problem>) {
             return (Vec::new(), vec![p]);
         }
     };
-    let skill_like = headers.iter().any(|h| h == "task_description")
-        || headers.iter().any(|h| h.starts_with("expected_"));
+    let skill_like = csv_header_is_skill(&headers);
     let mut problems = Vec::new();
     if skill_like {
-        for key in super::SKILL_KEYS {
+        for key in SKILL_KEYS {
             if !headers.iter().any(|h| h == key) {
                 let mut p = problem(
                     file,

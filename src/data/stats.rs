@@ -60,7 +60,7 @@ pub fn stats(examples: &[Example], categories: &[String]) -> TrainsetStats {
                 ));
             }
         }
-        for style in super::SKILL_STYLES {
+        for style in crate::tasks::skill::schema::SKILL_STYLES {
             let count = by_style.get(style).copied().unwrap_or(0);
             if n > 0 && (count as f64) < 0.1 * n as f64 {
                 warnings.push(format!(

@@ -160,7 +160,7 @@ pub async fn run_eval(
     if let Some(l) = req.limit {
         ids.truncate(l);
     }
-    // MERGE: crate::program::check_examples(&spec, &select(&all, &ids))?;
+    crate::program::check_examples(&spec, &select(&all, &ids))?;
     let examples = eval_examples(&spec, &ids, &all);
     let metric_name = metric_name(req.metric.as_deref(), &spec);
     let split = req.split.map(Split::from).unwrap_or(Split::All);

@@ -248,7 +248,7 @@ fn prepare(ctx: &Context, req: &OptimizeRequest, split_id: Option<i64>) -> Resul
     })?;
     let reader = ctx.reader()?;
     let all = reader.examples(trainset_id)?;
-    // MERGE: crate::program::check_examples(&spec, &all)?;
+    crate::program::check_examples(&spec, &all)?;
     let part = |p| reader.split_part(split_id, p);
     let train = eval_examples(&spec, &part(Part::Train)?, &all);
     let val = eval_examples(&spec, &part(Part::Val)?, &all);

@@ -146,7 +146,7 @@ impl Teacher {
     /// seed of the order bootstrapping runs the examples in.
     pub fn labeled(session: &Session, settings: FewShotSettings) -> Self {
         let k = settings.max_labeled_demos.min(8);
-        let sources = sample(session.train(), k, session.seed() ^ 0x7465_6163_6865_72);
+        let sources = sample(session.train(), k, session.seed() ^ 0x0074_6561_6368_6572);
         Teacher {
             spec: with_demos_of(session.base(), &sources),
             demo_sources: sources,

@@ -95,9 +95,11 @@ impl OptimizerConfig {
             "random-search" | "random_search" => Self::RandomSearch(RandomSearch::default()),
             "miprov2" | "mipro" => Self::Miprov2(Miprov2::default()),
             "gepa" => Self::Gepa(Gepa::default()),
-            other => return Err(Error::Invalid(format!(
+            other => {
+                return Err(Error::Invalid(format!(
                 "optimizer `{other}`; expected labeled, bootstrap, random-search, miprov2 or gepa"
-            ))),
+            )))
+            }
         })
     }
 

@@ -3,11 +3,13 @@
 //! fields, and DSPy JSON import/export.
 
 pub mod adapter;
+pub mod check;
 pub mod parse;
 pub mod run;
 pub mod signature;
 pub mod spec;
 
+pub use check::check_examples;
 pub use run::{run_program, Prediction, PredictorTrace, RunError};
 pub use signature::{Field, FieldType, Signature};
 pub use spec::{AdapterKind, Demo, ModuleKind, PredictorSpec, ProgramSpec};

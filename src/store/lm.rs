@@ -88,7 +88,10 @@ impl Store {
     }
 }
 
-/// Inserts trace rows inside the caller's transaction, all stamped `at`.
+/// Inserts trace rows inside the caller's transaction, all stamped `at`
+/// (a `&String`, not a `&str`: the bound values are `&dyn ToSql`, which
+/// needs a sized value).
+#[allow(clippy::ptr_arg)]
 pub(crate) fn insert_trace_rows(
     tx: &rusqlite::Transaction,
     rows: &[&TraceRow],

@@ -158,6 +158,19 @@ impl Store {
         self.version_by_id(id)
     }
 
+    /// The aliases of `program` with the version number each points to, by
+    /// alias name (for messages that say what exists).
+    pub fn aliases(&self, program: &str) -> Result<Vec<(String, i64)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT a.alias, v.version FROM aliases a JOIN programs p ON p.id = a.program_id \
+             JOIN program_versions v ON v.id = a.version_id WHERE p.name = ?1 ORDER BY a.alias",
+        )?;
+        let rows = stmt
+            .query_map([program], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(rows)
+    }
+
     /// Points an alias at a version, recording the move in alias_history.
     pub fn set_alias(
         &mut self,

@@ -195,6 +195,37 @@ fn malformed_corpus_is_rejected_with_locations_and_writes_nothing() {
     }
 }
 
+/// Item 8: a skill file missing `task_description` used to be taken for a
+/// generic trainset, imported, and run on an empty input.
+#[test]
+fn skill_file_missing_task_description_is_refused_naming_field_and_example() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    let path = data("malformed/missing_task_description.json");
+    let path = path.to_str().unwrap();
+
+    let out = cli(&db, &["trainset", "validate", path]);
+    assert_eq!(out.status.code(), Some(1), "validate should fail");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains(
+            "missing_task_description.json:2: example #0 field `task_description` [missing_field]"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("generic schema"), "{text}");
+
+    let before = counts(&db);
+    let out = cli(&db, &["trainset", "import", path]);
+    assert!(!out.status.success(), "the file was imported");
+    assert_eq!(counts(&db), before, "import wrote to the database");
+    assert_eq!(Store::open(&db).unwrap().count("examples").unwrap(), 0);
+}
+
 #[test]
 fn validate_reports_every_problem_at_once() {
     let text = r#"[
@@ -366,7 +397,7 @@ fn stratified_split_is_reproducible_and_recorded() {
     // Stratified: each style appears in every part.
     let examples = s.examples(row.id).unwrap();
     for part in &pa {
-        for style in data::SKILL_STYLES {
+        for style in skill_fleet::tasks::skill::schema::SKILL_STYLES {
             assert!(part.iter().any(|id| examples
                 .iter()
                 .any(|e| e.id == *id && e.style.as_deref() == Some(style))));

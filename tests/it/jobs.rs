@@ -183,3 +183,43 @@ fn sigkill_during_a_burst_of_writes_then_resume_scores_nothing_twice_beyond_the_
     );
     assert!(twice.is_empty(), "evaluations stored twice: {twice:?}");
 }
+
+/// A trainset that does not fit the program is refused before any LM call:
+/// the error names the example and the missing field, and no run is stored.
+#[test]
+fn eval_and_optimize_refuse_examples_missing_the_programs_fields_before_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    let server = StubLmServer::start(SKILL_ANSWER, Duration::ZERO);
+    let config = stub_config(dir.path(), &server.url);
+    let config = config.to_str().unwrap();
+    let qa = data("generic_qa.jsonl");
+    cli_ok(
+        &db,
+        &["trainset", "import", qa.to_str().unwrap(), "--name", "qa"],
+    );
+    for args in [
+        vec!["--config", config, "eval", "--trainset", "qa"],
+        vec![
+            "--config",
+            config,
+            "optimize",
+            "--trainset",
+            "qa",
+            "--optimizer",
+            "labeled",
+        ],
+    ] {
+        let out = cli(&db, &args);
+        assert!(!out.status.success(), "{args:?} ran");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("example #0") && err.contains("task_description"),
+            "{args:?}: {err}"
+        );
+    }
+    let runs: Vec<serde_json::Value> =
+        serde_json::from_str(&cli_ok(&db, &["--json", "runs", "list"])).unwrap();
+    assert!(runs.is_empty(), "{runs:?}");
+    assert_eq!(server.hits(), 0);
+}

@@ -676,3 +676,105 @@ fn metrics_score_rates_external_predictions() {
         "{err}"
     );
 }
+
+/// Item 8: examples are checked against the program before any LM call.
+#[test]
+fn bundled_trainset_fits_the_bundled_program_and_a_qa_trainset_is_refused_by_name() {
+    use crate::util::{bundled_trainset, cli_ok, data};
+    use skill_fleet::program::check_examples;
+    use skill_fleet::store::Store;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    cli_ok(
+        &db,
+        &["trainset", "import", bundled_trainset().to_str().unwrap()],
+    );
+    cli_ok(
+        &db,
+        &[
+            "trainset",
+            "import",
+            data("generic_qa.jsonl").to_str().unwrap(),
+        ],
+    );
+    let store = Store::open(&db).unwrap();
+    let skill = store
+        .examples(store.find_trainset("trainset").unwrap().id)
+        .unwrap();
+    assert!(!skill.is_empty());
+    check_examples(&bundled(), &skill).unwrap();
+
+    let qa = store
+        .examples(store.find_trainset("generic_qa").unwrap().id)
+        .unwrap();
+    let text = match check_examples(&bundled(), &qa) {
+        Err(skill_fleet::Error::ExamplesDoNotFit(m)) => {
+            assert_eq!(m.mismatched, qa.len());
+            m.to_string()
+        }
+        other => panic!("expected ExamplesDoNotFit, got {other:?}"),
+    };
+    assert!(
+        text.contains(&format!(
+            "example #0 (id {}): missing input `task_description`; missing labels `taxonomy_path`, `name`",
+            qa[0].id
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("`taxonomy_path` (column `expected_taxonomy_path`)"),
+        "{text}"
+    );
+}
+
+/// Item 9: `--alias` with a spec file used to show the file and ignore the alias.
+#[test]
+fn program_show_of_a_spec_file_with_alias_shows_the_aliased_version_or_refuses() {
+    use crate::util::{cli, cli_ok};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    let write = |file: &str, description: &str| {
+        let path = dir.path().join(file);
+        std::fs::write(
+            &path,
+            format!(
+                "name: aliased\ndescription: {description}\npredictors:\n  - name: answer\n    signature:\n      inputs: [{{name: question}}]\n      outputs: [{{name: answer}}]\n"
+            ),
+        )
+        .unwrap();
+        path.display().to_string()
+    };
+    let first = write("first.yaml", "first version");
+    let second = write("second.yaml", "second version");
+    cli_ok(&db, &["program", "register", &first]);
+    cli_ok(&db, &["program", "register", &second]);
+    cli_ok(
+        &db,
+        &[
+            "program",
+            "alias",
+            "aliased",
+            "production",
+            "--version",
+            "1",
+        ],
+    );
+
+    let out = cli_ok(&db, &["program", "show", &second, "--alias", "production"]);
+    assert!(
+        out.contains("first version") && !out.contains("second version"),
+        "{out}"
+    );
+    let out = cli_ok(&db, &["program", "show", &second, "--version", "1"]);
+    assert!(out.contains("first version"), "{out}");
+
+    let out = cli(&db, &["program", "show", &second, "--alias", "staging"]);
+    assert!(!out.status.success(), "an unknown alias was ignored");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("aliased@staging")
+            && stderr.contains("versions 1, 2")
+            && stderr.contains("production -> 1"),
+        "{stderr}"
+    );
+}

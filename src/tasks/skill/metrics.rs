@@ -1,7 +1,7 @@
 //! The original skill-fleet's metrics for the bundled skill task.
 
-use crate::data::validate::is_kebab_case;
 use crate::metrics::{list_of, set_f1, text_of, Metric, MetricResult};
+use crate::tasks::skill::schema::is_kebab_case;
 use serde_json::{Map, Value};
 
 /// 1.0 for the exact taxonomy path, 0.7 for the right category, else 0.

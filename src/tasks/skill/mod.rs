@@ -1,11 +1,12 @@
 //! The bundled skill task (`config/programs/skill_understanding.yaml`): a
 //! request to create an agent skill in, its taxonomy placement and metadata
-//! out. Its metrics and their default composite, the label perturbations of
-//! `metrics test`, and its field names live here; the generic modules call
-//! in through the functions below.
+//! out. Its trainset schema ([`schema`]), its metrics and their default
+//! composite, the label perturbations of `metrics test`, and its field names
+//! live here; the generic modules call in through the functions below.
 
 pub mod metrics;
 pub mod perturb;
+pub mod schema;
 
 use crate::metrics::{Metric, MetricDef, WeightedMetric};
 use metrics::{KeywordsF1, MetadataQuality, NameMatch, SkillStyleAlignment, TaxonomyAccuracy};
