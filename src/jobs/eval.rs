@@ -1,7 +1,7 @@
 //! The `eval` job: one program version (or an ensemble) on one trainset or
 //! split part, recorded as a run with an evaluation and a score row per example.
 
-use super::{eval_examples, metric_name, ActiveRun, Context};
+use super::{eval_examples, metric_name, rows_by_ids, ActiveRun, Context};
 use crate::config::Config;
 use crate::data::Part;
 use crate::error::{Error, Result};
@@ -144,7 +144,7 @@ pub async fn run_eval(
     let reader = ctx.reader()?;
     let trainset = reader.find_trainset(&req.trainset)?;
     let all = reader.examples(trainset.id)?;
-    let ids: Vec<i64> = match req.split {
+    let mut ids: Vec<i64> = match req.split {
         Some(part) => {
             let split = reader.latest_split(trainset.id)?.ok_or_else(|| {
                 Error::Invalid(format!(
@@ -156,12 +156,12 @@ pub async fn run_eval(
         }
         None => all.iter().map(|e| e.id).collect(),
     };
-    let mut ids = ids;
     if let Some(l) = req.limit {
         ids.truncate(l);
     }
-    crate::program::check_examples(&spec, &select(&all, &ids))?;
-    let examples = eval_examples(&spec, &ids, &all);
+    let rows = rows_by_ids(&all, &ids);
+    crate::program::check_examples(&spec, &rows)?;
+    let examples = eval_examples(&spec, &rows);
     let metric_name = metric_name(req.metric.as_deref(), &spec);
     let split = req.split.map(Split::from).unwrap_or(Split::All);
     let mut new_run = NewRun::new(
@@ -289,12 +289,4 @@ pub async fn run_eval(
         })
     };
     run.finish(body.await, |_| (Status::Completed, None))
-}
-
-/// The rows with ids `ids`, in that order.
-fn select(all: &[crate::store::ExampleRow], ids: &[i64]) -> Vec<crate::store::ExampleRow> {
-    let by_id: HashMap<i64, &crate::store::ExampleRow> = all.iter().map(|e| (e.id, e)).collect();
-    ids.iter()
-        .filter_map(|id| by_id.get(id).map(|e| (*e).clone()))
-        .collect()
 }

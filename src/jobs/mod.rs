@@ -74,12 +74,17 @@ pub fn metric_name(asked: Option<&str>, spec: &ProgramSpec) -> String {
         .unwrap_or_else(|| crate::tasks::skill::DEFAULT_METRIC.to_string())
 }
 
-/// The examples with ids `ids` (in that order), split into the program's
-/// inputs and labels.
-pub fn eval_examples(spec: &ProgramSpec, ids: &[i64], all: &[ExampleRow]) -> Vec<EvalExample> {
+/// The rows of `all` with ids `ids`, in that order.
+pub fn rows_by_ids(all: &[ExampleRow], ids: &[i64]) -> Vec<ExampleRow> {
     let by_id: HashMap<i64, &ExampleRow> = all.iter().map(|e| (e.id, e)).collect();
     ids.iter()
-        .filter_map(|id| by_id.get(id))
+        .filter_map(|id| by_id.get(id).map(|e| (*e).clone()))
+        .collect()
+}
+
+/// `rows` split into the program's inputs and labels.
+pub fn eval_examples(spec: &ProgramSpec, rows: &[ExampleRow]) -> Vec<EvalExample> {
+    rows.iter()
         .map(|e| {
             let (inputs, labels) = spec.example_io(&e.fields);
             EvalExample {

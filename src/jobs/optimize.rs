@@ -2,7 +2,7 @@
 //! versioning and promotion — or the continuation of an interrupted run —
 //! and the optimizer recommendation of `--auto-select`.
 
-use super::{eval_examples, metric_name, ActiveRun, Context};
+use super::{eval_examples, metric_name, rows_by_ids, ActiveRun, Context};
 use crate::data::{Part, SplitFractions};
 use crate::error::{Error, Result};
 use crate::lm::budget::{Budget, BudgetLimits};
@@ -249,10 +249,13 @@ fn prepare(ctx: &Context, req: &OptimizeRequest, split_id: Option<i64>) -> Resul
     let reader = ctx.reader()?;
     let all = reader.examples(trainset_id)?;
     crate::program::check_examples(&spec, &all)?;
-    let part = |p| reader.split_part(split_id, p);
-    let train = eval_examples(&spec, &part(Part::Train)?, &all);
-    let val = eval_examples(&spec, &part(Part::Val)?, &all);
-    let test = eval_examples(&spec, &part(Part::Test)?, &all);
+    let part = |p| -> Result<Vec<crate::eval::EvalExample>> {
+        Ok(eval_examples(
+            &spec,
+            &rows_by_ids(&all, &reader.split_part(split_id, p)?),
+        ))
+    };
+    let (train, val, test) = (part(Part::Train)?, part(Part::Val)?, part(Part::Test)?);
     if train.is_empty() || val.is_empty() {
         return Err(Error::Invalid(format!(
             "split #{split_id} has {} train and {} val examples; need at least one of each",

@@ -103,7 +103,14 @@ mod tests {
         let mut c = a.clone();
         c.params.temperature = 0.5;
         let ka = cache_key("local", "m", &a);
-        assert_eq!(ka, cache_key("local", "m", &a.clone()));
+        // The same request read from JSON written in another field order
+        // (as another client, or a stored request, might write it).
+        let reordered: LmRequest = serde_json::from_str(
+            r#"{"rollout_id": null, "params": {"seed": null, "n": 1, "stop": [], "max_tokens": 256, "temperature": 0.0},
+                "prompt": {"value": "hi", "kind": "text"}}"#,
+        )
+        .unwrap();
+        assert_eq!(ka, cache_key("local", "m", &reordered));
         assert_ne!(ka, cache_key("local", "m", &b));
         assert_ne!(ka, cache_key("local", "m", &c));
         assert_ne!(ka, cache_key("openai", "m", &a));

@@ -238,9 +238,10 @@ mod tests {
     }
 
     /// A database written by schema version 1 keeps its scores when version 2
-    /// rebuilds `scores` as a clustered table and redefines the views.
+    /// rebuilds `scores` as a clustered table and redefines the views, and its
+    /// runs when version 3 rebuilds `runs` with the one status vocabulary.
     #[test]
-    fn version_1_scores_survive_the_version_2_rebuild() {
+    fn version_1_scores_and_runs_survive_the_version_2_and_3_rebuilds() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("v1.db");
         {
@@ -254,6 +255,7 @@ mod tests {
                  VALUES (1, 't', 'h', 's', 'json', 2, 'now'); \
                  INSERT INTO examples (id, trainset_id, idx, fields_json, hash) VALUES (1, 1, 0, '{}', 'a'), (2, 1, 1, '{}', 'b'); \
                  INSERT INTO runs (id, kind, started_at) VALUES (1, 'optimize', 'now'); \
+                 INSERT INTO runs (id, kind, status, started_at) VALUES (2, 'eval', 'succeeded', 'now'); \
                  INSERT INTO candidates (id, run_id, origin, spec_json, hash, created_at) VALUES (1, 1, 'baseline', '{}', 'x', 'now'); \
                  INSERT INTO evaluations (id, run_id, candidate_id, split, kind, metric, n, mean_score, status, created_at) \
                  VALUES (1, 1, 1, 'val', 'full', 'm', 2, 0.5, 'done', 'now'); \
@@ -291,5 +293,16 @@ mod tests {
             )
             .unwrap();
         assert_eq!(best, 1);
+        // Version 3: `succeeded` is `completed`, other statuses stay, and
+        // every reference to the rebuilt `runs` still holds.
+        assert_eq!(s.run(1).unwrap().status, Status::Running);
+        assert_eq!(s.run(2).unwrap().status, Status::Completed);
+        let broken: i64 = s
+            .conn()
+            .query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(broken, 0);
     }
 }

@@ -223,3 +223,165 @@ fn eval_and_optimize_refuse_examples_missing_the_programs_fields_before_running(
     assert!(runs.is_empty(), "{runs:?}");
     assert_eq!(server.hits(), 0);
 }
+
+/// A deterministic stand-in for a model whose quality depends on the prompt:
+/// an instruction request gets one of three instructions chosen by a hash of
+/// its prompt. A program run gets one of three valid answers chosen by a hash
+/// of the prompt (so instructions and demos change scores) — but half the
+/// time an unparsable one, unless its prompt holds the third instruction
+/// ("variant 2"): there is an instruction worth finding.
+fn prompt_dependent(prompt: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    prompt.hash(&mut h);
+    let k = h.finish();
+    if !is_task(prompt) {
+        return format!(
+            " Place the skill in the taxonomy and write its metadata, variant {}.",
+            k % 3
+        );
+    }
+    if k.is_multiple_of(2) && !prompt.contains("variant 2") {
+        return " garbage".to_string();
+    }
+    let answers = [
+        SKILL_ANSWER.to_string(),
+        SKILL_ANSWER.replace("rust/", "python/"),
+        SKILL_ANSWER.replace("minimal", "comprehensive"),
+    ];
+    answers[((k / 2) % 3) as usize].clone()
+}
+
+/// Kills `optimize --optimizer NAME` with SIGKILL once the stub server has
+/// answered half the program runs an uninterrupted run makes, resumes it,
+/// and checks that it ends as the uninterrupted run did, computing again at
+/// most the scores in flight or queued at the kill.
+fn kill_and_resume_ends_like_an_uninterrupted_run(optimizer_args: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let ts = small_trainset(dir.path(), 24);
+    let args = |config: &Path| -> Vec<String> {
+        let mut a: Vec<String> = [
+            "--config",
+            config.to_str().unwrap(),
+            "--json",
+            "optimize",
+            "--trainset",
+            &ts,
+            "--seed",
+            "11",
+            "--threads",
+            "2",
+            "--no-cache",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        a.extend(optimizer_args.iter().map(|s| s.to_string()));
+        a
+    };
+    let run_cli = |db: &Path, a: &[String]| -> serde_json::Value {
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        serde_json::from_str(&cli_ok(db, &a)).unwrap()
+    };
+
+    let reference_server = StubLmServer::start_with(
+        std::sync::Arc::new(prompt_dependent),
+        Duration::from_millis(2),
+    );
+    let reference_dir = dir.path().join("reference");
+    std::fs::create_dir_all(&reference_dir).unwrap();
+    let reference_config = stub_config(&reference_dir, &reference_server.url);
+    let reference = run_cli(&dir.path().join("reference.db"), &args(&reference_config));
+    let full = reference_server.task_hits();
+    assert!(full > 40, "the reference ran the program only {full} times");
+
+    let server = StubLmServer::start_with(
+        std::sync::Arc::new(prompt_dependent),
+        Duration::from_millis(2),
+    );
+    let killed_dir = dir.path().join("killed");
+    std::fs::create_dir_all(&killed_dir).unwrap();
+    let config = stub_config(&killed_dir, &server.url);
+    let db = dir.path().join("killed.db");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_skill-fleet"))
+        .current_dir(root())
+        .arg("--db")
+        .arg(&db)
+        .args(args(&config))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while server.task_hits() < full / 2 {
+        assert!(start.elapsed() < Duration::from_secs(120), "no progress");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert_eq!(only_run(&db)["status"], "running");
+
+    let mut resume = args(&config);
+    resume.extend(["--resume".to_string(), "1".to_string()]);
+    let resumed = run_cli(&db, &resume);
+    assert_eq!(resumed["status"], "completed", "{resumed}");
+    for key in [
+        "baseline_val",
+        "best_val",
+        "baseline_test",
+        "optimized_test",
+        "candidates",
+    ] {
+        assert_eq!(
+            resumed[key], reference[key],
+            "{key}: {resumed} vs {reference}"
+        );
+    }
+    // The same best candidate: the versions registered hold the same spec.
+    let spec = |db: &Path, v: &serde_json::Value| {
+        query(
+            db,
+            &format!("SELECT content_hash FROM program_versions WHERE id = {v}"),
+        )[0]["content_hash"]
+            .clone()
+    };
+    assert_eq!(
+        spec(&db, &resumed["version_id"]),
+        spec(&dir.path().join("reference.db"), &reference["version_id"])
+    );
+    let recomputed = server.task_hits() as i64 - full as i64;
+    eprintln!(
+        "{optimizer_args:?}: reference {full} program runs, val {} -> {}; {recomputed} computed again after --resume",
+        reference["baseline_val"], reference["best_val"]
+    );
+    // The search found something, so "ends like the uninterrupted run" says
+    // more than "both kept the baseline".
+    assert!(
+        reference["best_val"].as_f64() > reference["baseline_val"].as_f64(),
+        "{reference}"
+    );
+    assert!(
+        (0..=4).contains(&recomputed),
+        "{recomputed} program runs repeated"
+    );
+}
+
+#[test]
+fn miprov2_killed_and_resumed_ends_like_an_uninterrupted_run() {
+    kill_and_resume_ends_like_an_uninterrupted_run(&[
+        "--optimizer",
+        "miprov2",
+        "--num-trials",
+        "6",
+    ]);
+}
+
+#[test]
+fn gepa_killed_and_resumed_ends_like_an_uninterrupted_run() {
+    kill_and_resume_ends_like_an_uninterrupted_run(&[
+        "--optimizer",
+        "gepa",
+        "--max-metric-calls",
+        "160",
+    ]);
+}

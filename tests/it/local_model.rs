@@ -73,16 +73,21 @@ async fn concurrent_batched_requests_match_sequential_ones() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sampling_several_choices_and_seeds() {
+async fn samples_repeat_with_their_seed_and_differ_between_choices_and_seeds() {
     let m = model();
     let mut r = req("Once upon a time", 12);
     r.params.temperature = 0.9;
-    r.params.n = 2;
+    r.params.n = 4;
     r.params.seed = Some(7);
     let a = m.generate(&r).await.unwrap();
-    assert_eq!(a.choices.len(), 2);
+    assert_eq!(a.choices.len(), 4);
     let b = m.generate(&r).await.unwrap();
     assert_eq!(a.choices, b.choices, "same seed, same samples");
+    let distinct: std::collections::BTreeSet<&String> = a.choices.iter().collect();
+    assert!(distinct.len() > 1, "4 samples all equal: {:?}", a.choices);
+    r.params.seed = Some(8);
+    let c = m.generate(&r).await.unwrap();
+    assert_ne!(a.choices, c.choices, "seed 8 sampled what seed 7 did");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -198,14 +198,26 @@ fn same_seed_with_warm_cache_reproduces_candidates_and_scores() {
     );
     assert_eq!(misses[0]["n"], 0);
     assert!(second["cache_hits"].as_i64().unwrap() > 0);
-    // Version registered once (content-addressed), with lineage to the run.
-    let versions = q(
+    // The optimized program is registered once (content-addressed): the
+    // version the first run registered is the one the second run reports,
+    // and it names the first run and its best candidate.
+    assert_eq!(first["version_id"], second["version_id"]);
+    let v = q(
         &db,
-        "SELECT version, run_id, parent_id FROM program_versions ORDER BY id",
+        &format!(
+            "SELECT run_id, candidate_id, parent_id FROM program_versions WHERE id = {}",
+            first["version_id"]
+        ),
     );
-    assert!(versions
-        .iter()
-        .any(|v| v["run_id"] == first["run_id"] || v["run_id"].is_null()));
+    assert_eq!(v[0]["run_id"], first["run_id"], "{v:?}");
+    let best = q(
+        &db,
+        &format!(
+            "SELECT best_candidate_id FROM runs WHERE id = {}",
+            first["run_id"]
+        ),
+    );
+    assert_eq!(v[0]["candidate_id"], best[0]["best_candidate_id"], "{v:?}");
 }
 
 #[test]
@@ -252,7 +264,29 @@ fn eval_stores_a_score_for_every_example_and_demos_change_scores() {
     );
     let report: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(report["status"], "completed");
-    assert_ne!(report["baseline_val"], serde_json::json!(null));
+    // On the same validation examples, the program with demos scores
+    // differently from the zero-shot baseline on at least one example.
+    let per_example = |origin: &str| -> BTreeMap<i64, f64> {
+        q(
+            &db,
+            &format!(
+                "SELECT s.example_id AS id, s.score FROM scores s JOIN evaluations e ON e.id = s.evaluation_id \
+                 JOIN candidates c ON c.id = e.candidate_id WHERE e.run_id = {} AND e.split = 'val' \
+                 AND e.kind = 'full' AND c.origin = '{origin}'",
+                report["run_id"]
+            ),
+        )
+        .iter()
+        .map(|r| (r["id"].as_i64().unwrap(), r["score"].as_f64().unwrap()))
+        .collect()
+    };
+    let (zero_shot, with_demos) = (per_example("baseline"), per_example("labeled"));
+    assert!(!zero_shot.is_empty());
+    assert_eq!(
+        zero_shot.keys().collect::<Vec<_>>(),
+        with_demos.keys().collect::<Vec<_>>()
+    );
+    assert_ne!(zero_shot, with_demos, "4 demos changed no score");
     let predict: Value = serde_json::from_str(&cli_ok(&db, &["--json", "predict", "--input", r#"{"task_description": "Create a Pytest Fixtures skill: an in-depth guide to fixtures, scopes and factories"}"#])).unwrap();
     for f in [
         "taxonomy_path",

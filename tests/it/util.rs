@@ -57,18 +57,36 @@ Description: Use when you need to cancel Tokio tasks safely with abort handles, 
 
 /// An OpenAI-compatible text-completion server on 127.0.0.1 (its own thread
 /// and runtime, so synchronous tests can drive the binary against it): every
-/// `POST /v1/completions` gets `answer` after `delay`; requests are counted.
+/// `POST /v1/completions` gets `answer(prompt)` after `delay`. Requests are
+/// counted, and those `is_task(prompt)` calls a program run (not an
+/// optimizer's proposal) are counted apart.
 pub struct StubLmServer {
     pub url: String,
     hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    task_hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// What a stub server answers a prompt with.
+pub type StubAnswer = std::sync::Arc<dyn Fn(&str) -> String + Send + Sync>;
+
+/// Whether a prompt is a program run rather than an optimizer's request for
+/// an instruction or a dataset summary.
+pub fn is_task(prompt: &str) -> bool {
+    !prompt.contains("New instruction:") && !prompt.contains("summary of what this dataset")
 }
 
 impl StubLmServer {
+    /// Answers every request with `answer`.
     pub fn start(answer: &'static str, delay: std::time::Duration) -> Self {
+        Self::start_with(std::sync::Arc::new(move |_| answer.to_string()), delay)
+    }
+
+    pub fn start_with(answer: StubAnswer, delay: std::time::Duration) -> Self {
         use std::sync::atomic::{AtomicUsize, Ordering};
         use std::sync::Arc;
         let hits = Arc::new(AtomicUsize::new(0));
-        let counter = hits.clone();
+        let task_hits = Arc::new(AtomicUsize::new(0));
+        let (counter, task_counter) = (hits.clone(), task_hits.clone());
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread()
@@ -79,13 +97,18 @@ impl StubLmServer {
             rt.block_on(async move {
                 let app = axum::Router::new().route(
                     "/v1/completions",
-                    axum::routing::post(move || {
-                        let counter = counter.clone();
+                    axum::routing::post(move |axum::Json(body): axum::Json<serde_json::Value>| {
+                        let (counter, task_counter) = (counter.clone(), task_counter.clone());
+                        let answer = answer.clone();
                         async move {
+                            let prompt = body["prompt"].as_str().unwrap_or("").to_string();
                             counter.fetch_add(1, Ordering::SeqCst);
+                            if is_task(&prompt) {
+                                task_counter.fetch_add(1, Ordering::SeqCst);
+                            }
                             tokio::time::sleep(delay).await;
                             axum::Json(serde_json::json!({
-                                "choices": [{"text": answer, "index": 0}],
+                                "choices": [{"text": answer(&prompt), "index": 0}],
                                 "usage": {"prompt_tokens": 100, "completion_tokens": 40}
                             }))
                         }
@@ -101,12 +124,21 @@ impl StubLmServer {
             });
         });
         let url = rx.recv().expect("the stub server starts");
-        StubLmServer { url, hits }
+        StubLmServer {
+            url,
+            hits,
+            task_hits,
+        }
     }
 
     /// Requests answered so far.
     pub fn hits(&self) -> usize {
         self.hits.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Program runs answered so far (see [`is_task`]).
+    pub fn task_hits(&self) -> usize {
+        self.task_hits.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 
