@@ -141,6 +141,7 @@ pub async fn run_eval(
     let started = Instant::now();
     let program = req.program.clone();
     let (spec, version) = ctx.writer.call(move |s| load_program(s, &program))?;
+    ctx.writer.flush()?;
     let reader = ctx.reader()?;
     let trainset = reader.find_trainset(&req.trainset)?;
     let all = reader.examples(trainset.id)?;

@@ -36,6 +36,7 @@ pub async fn test_metric(
         ..Default::default()
     };
     let (spec, _) = ctx.writer.call(move |s| load_program(s, &r))?;
+    ctx.writer.flush()?;
     let reader = ctx.reader()?;
     let ts = reader.find_trainset(trainset)?;
     let m = crate::metrics::resolve(metric, &ctx.config.metrics, None)?;
@@ -98,6 +99,7 @@ pub async fn score_predictions(
         ..Default::default()
     };
     let (spec, _) = ctx.writer.call(move |s| load_program(s, &r))?;
+    ctx.writer.flush()?;
     let reader = ctx.reader()?;
     let ts = reader.find_trainset(trainset)?;
     let rows = reader.examples(ts.id)?;

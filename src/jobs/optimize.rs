@@ -246,6 +246,8 @@ fn prepare(ctx: &Context, req: &OptimizeRequest, split_id: Option<i64>) -> Resul
         };
         Ok((trainset.id, split.id))
     })?;
+    // What the calls stored is read on another connection: commit it first.
+    ctx.writer.flush()?;
     let reader = ctx.reader()?;
     let all = reader.examples(trainset_id)?;
     crate::program::check_examples(&spec, &all)?;

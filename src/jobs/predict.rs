@@ -48,6 +48,7 @@ pub async fn predict(
 ) -> Result<PredictReport> {
     let program = req.program.clone();
     let (spec, version) = ctx.writer.call(move |s| load_program(s, &program))?;
+    ctx.writer.flush()?;
     let missing: Vec<String> = spec
         .input_fields()
         .into_iter()

@@ -43,9 +43,9 @@ impl ActiveRun {
     pub fn end(mut self, status: Status, note: Option<String>) -> Result<()> {
         self.ended = true;
         let id = self.id;
-        self.writer.flush()?;
         self.writer
-            .call(move |s| s.set_run_status(id, status, note.as_deref()))
+            .call(move |s| s.set_run_status(id, status, note.as_deref()))?;
+        self.writer.flush()
     }
 
     /// Ends the run `failed` with `error`'s text and returns the error.
@@ -60,6 +60,7 @@ impl ActiveRun {
         if let Err(e) = self
             .writer
             .call(move |s| s.set_run_status(id, Status::Failed, Some(&text)))
+            .and_then(|_| self.writer.flush())
         {
             eprintln!("warning: run {id} could not be marked failed: {e}");
         }
@@ -97,6 +98,7 @@ impl Drop for ActiveRun {
                 Some("the job ended without finishing its run (a panic or a cancelled task)"),
             )
         });
+        let _ = self.writer.flush();
     }
 }
 

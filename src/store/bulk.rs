@@ -9,7 +9,7 @@ use rusqlite::{params_from_iter, ToSql};
 /// (single-row statements for the remainder); `bind` appends one row's
 /// `columns` values in `head`'s column order.
 pub(crate) fn insert_chunked<'a, T>(
-    tx: &rusqlite::Transaction,
+    tx: &rusqlite::Connection,
     head: &str,
     columns: usize,
     rows: &'a [T],

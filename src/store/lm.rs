@@ -39,7 +39,7 @@ pub struct CacheStats {
 impl Store {
     /// Writes trace rows in one transaction.
     pub fn insert_traces(&mut self, rows: &[TraceRow]) -> Result<()> {
-        let tx = self.conn.transaction()?;
+        let tx = self.write_transaction()?;
         let refs: Vec<&TraceRow> = rows.iter().collect();
         insert_trace_rows(&tx, &refs, &now())?;
         tx.commit()?;
@@ -93,7 +93,7 @@ impl Store {
 /// needs a sized value).
 #[allow(clippy::ptr_arg)]
 pub(crate) fn insert_trace_rows(
-    tx: &rusqlite::Transaction,
+    tx: &rusqlite::Connection,
     rows: &[&TraceRow],
     at: &String,
 ) -> Result<()> {

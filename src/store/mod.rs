@@ -23,7 +23,7 @@ pub use query::{QueryOutput, ReadOnlyQueryError};
 pub use runs::{CandidateRow, EvaluationRow, NewRun, RunRow, ScoreRow};
 pub use trainsets::{ExampleRow, SplitRow, TrainsetRow};
 pub use types::{EvalKind, RunKind, Split, Status};
-pub use writer::{Write, Writer, MAX_GROUP};
+pub use writer::{Write, Writer, IDLE, MAX_DELAY, MAX_GROUP};
 
 use crate::error::{Error, Result};
 use rusqlite::{Connection, OpenFlags};
@@ -163,6 +163,51 @@ impl Store {
         Ok(self
             .conn
             .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))?)
+    }
+}
+
+/// The transaction of one store method that writes several rows: its own
+/// IMMEDIATE transaction (the write lock taken up front, so two writers
+/// serialise instead of failing on lock upgrade), or — when the connection is
+/// already inside one, as the store writer's group commit is — a savepoint in
+/// it. Either way the method's rows are stored all or none.
+pub(crate) enum WriteTx<'c> {
+    Own(rusqlite::Transaction<'c>),
+    Nested(rusqlite::Savepoint<'c>),
+}
+
+impl std::ops::Deref for WriteTx<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        match self {
+            WriteTx::Own(t) => t,
+            WriteTx::Nested(s) => s,
+        }
+    }
+}
+
+impl WriteTx<'_> {
+    pub(crate) fn commit(self) -> Result<()> {
+        match self {
+            WriteTx::Own(t) => t.commit()?,
+            WriteTx::Nested(s) => s.commit()?,
+        }
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Starts the transaction of a method that writes several rows (see [`WriteTx`]).
+    pub(crate) fn write_transaction(&mut self) -> Result<WriteTx<'_>> {
+        Ok(if self.conn.is_autocommit() {
+            WriteTx::Own(
+                self.conn
+                    .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?,
+            )
+        } else {
+            WriteTx::Nested(self.conn.savepoint()?)
+        })
     }
 }
 

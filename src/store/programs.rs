@@ -3,7 +3,7 @@
 use super::Store;
 use crate::error::{Error, Result};
 use crate::util::now;
-use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, OptionalExtension};
 
 /// A stored program version.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -77,9 +77,7 @@ impl Store {
         lineage: NewVersion<'_>,
     ) -> Result<(VersionRow, bool)> {
         let program_id = self.ensure_program(program)?;
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.write_transaction()?;
         let existing: Option<i64> = tx
             .query_row(
                 "SELECT id FROM program_versions WHERE program_id = ?1 AND content_hash = ?2",
@@ -181,9 +179,7 @@ impl Store {
         reason: Option<&str>,
     ) -> Result<()> {
         let program_id = self.ensure_program(program)?;
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.write_transaction()?;
         let from: Option<i64> = tx
             .query_row(
                 "SELECT version_id FROM aliases WHERE program_id = ?1 AND alias = ?2",

@@ -4,7 +4,7 @@ use super::Store;
 use crate::data::{Example, Part, SplitFractions, Trainset};
 use crate::error::{Error, Result};
 use crate::util::now;
-use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, OptionalExtension};
 
 /// A stored trainset.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -78,9 +78,7 @@ impl Store {
         let hash = trainset.content_hash();
         // IMMEDIATE takes the write lock up front, so two importers serialise
         // instead of failing on lock upgrade.
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.write_transaction()?;
         let existing = tx
             .query_row(
                 &format!("SELECT {TRAINSET_COLS} FROM trainsets WHERE content_hash = ?1"),
@@ -223,9 +221,7 @@ impl Store {
         fractions: SplitFractions,
         assignments: &[(i64, Part)],
     ) -> Result<SplitRow> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self.write_transaction()?;
         let existing: Option<i64> = tx
             .query_row(
                 "SELECT id FROM splits WHERE trainset_id = ?1 AND seed = ?2 \

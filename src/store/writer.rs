@@ -8,30 +8,38 @@
 //! on the writer's connection with [`Writer::call`]. Because all of them go
 //! through one queue in order, a closure sees every write sent before it.
 //!
-//! Group commit: the thread takes everything queued (up to
-//! [`MAX_GROUP`] writes) and commits it in one transaction, so under load
-//! thousands of rows share one commit, and when idle a write is committed as
-//! soon as it arrives. Durability bound: a write is committed by the end of
-//! the first group commit that starts after it was sent, i.e. it waits at
-//! most for the writes queued ahead of it (one group, whose commit time
-//! `bench/tracker.rs` measures); SIGKILL loses at most the queued writes.
-//! A group that fails is retried write by write, so one bad row (e.g. a
-//! score of a deleted evaluation) loses only itself; such failures are
-//! recorded and reported by [`Writer::flush`].
+//! Group commit: the thread opens a transaction with the first write it
+//! takes and commits it once the queue has been idle for [`IDLE`], or
+//! [`MAX_DELAY`] after it began, or on a flush — so under load thousands of
+//! rows and round trips share one commit. Durability bound: a write is
+//! committed at most [`MAX_DELAY`] (10 ms) after the group it joined began,
+//! plus the commit's own time; a SIGKILL loses at most the writes of that
+//! last window. Writes are applied in chunks as they queue up; a chunk that
+//! fails is applied again write by write, so one bad row (e.g. a score of a
+//! deleted evaluation) loses only itself; such failures are recorded and
+//! reported by [`Writer::flush`]. A call runs in a savepoint of the group, so
+//! a call that fails leaves nothing behind.
 
 use super::bulk::insert_chunked;
 use super::{ScoreRow, Store, TraceRow};
 use crate::error::{Error, Result};
 use crate::util::now;
-use rusqlite::{params, ToSql, TransactionBehavior};
+use rusqlite::{params, Connection, ToSql};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
-/// Writes per group commit at most; larger groups only delay visibility.
-pub const MAX_GROUP: usize = 4096;
+/// Longest a group stays open: the durability bound of a write.
+pub const MAX_DELAY: Duration = Duration::from_millis(10);
+
+/// A group is committed once no message has come for this long.
+pub const IDLE: Duration = Duration::from_millis(1);
+
+/// Queued writes applied to the open group at once (as multi-row inserts).
+pub const MAX_GROUP: usize = 1024;
 
 /// A write that needs no answer.
 #[derive(Debug, Clone)]
@@ -60,7 +68,8 @@ pub enum Write {
     CacheHit { key: String },
 }
 
-type Call = Box<dyn FnOnce(&mut Store) + Send>;
+/// A call; returns whether it succeeded (a failed one is rolled back).
+type Call = Box<dyn FnOnce(&mut Store) -> bool + Send>;
 
 enum Msg {
     Write(Write),
@@ -142,15 +151,20 @@ impl Writer {
         let _ = self.send(Msg::Write(w));
     }
 
-    /// Runs `f` on the writer's connection after every write queued before it
-    /// is committed, and returns its result. `f` may open its own transaction.
+    /// Runs `f` on the writer's connection, in the open group after every
+    /// write queued before it, and returns its result. `f` is atomic (a
+    /// savepoint): an error rolls back what it wrote. Store methods that
+    /// write several rows nest their transaction in the group's.
     pub fn call<R: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Store) -> Result<R> + Send + 'static,
     ) -> Result<R> {
         let (tx, rx) = mpsc::channel();
         self.send(Msg::Call(Box::new(move |store: &mut Store| {
-            let _ = tx.send(f(store));
+            let result = f(store);
+            let ok = result.is_ok();
+            let _ = tx.send(result);
+            ok
         })))?;
         rx.recv()
             .map_err(|_| Error::Invalid("the store writer stopped during a call".into()))?
@@ -171,104 +185,192 @@ impl Writer {
     }
 }
 
-/// The writer thread: group commits until every handle is gone.
-fn run(mut store: Store, rx: Receiver<Msg>) {
-    let mut group: Vec<Write> = Vec::new();
-    let mut failures: Vec<String> = Vec::new();
-    while let Ok(first) = rx.recv() {
-        let mut next = Some(first);
-        while let Some(msg) = next {
-            match msg {
-                Msg::Write(w) => {
-                    group.push(w);
-                    if group.len() >= MAX_GROUP {
-                        commit(&mut store, &mut group, &mut failures);
-                    }
-                }
-                Msg::Call(f) => {
-                    commit(&mut store, &mut group, &mut failures);
-                    f(&mut store);
-                }
-                Msg::Flush(reply) => {
-                    commit(&mut store, &mut group, &mut failures);
-                    let report = (!failures.is_empty()).then(|| {
-                        format!(
-                            "{} write(s) could not be stored: {}",
-                            failures.len(),
-                            failures.join("; ")
-                        )
-                    });
-                    failures.clear();
-                    let _ = reply.send(report);
+/// The open group: its transaction, the writes not yet applied to it, and
+/// the failures to report at the next flush.
+struct Group {
+    started: Option<Instant>,
+    pending: Vec<Write>,
+    failures: Vec<String>,
+}
+
+impl Group {
+    fn fail(&mut self, what: String) {
+        eprintln!("warning: {what}");
+        if self.failures.len() < 20 {
+            self.failures.push(what);
+        }
+    }
+
+    /// Opens the group's transaction unless it is open.
+    fn begin(&mut self, store: &mut Store) {
+        if self.started.is_some() {
+            return;
+        }
+        match store.conn.execute_batch("BEGIN IMMEDIATE") {
+            Ok(()) => self.started = Some(Instant::now()),
+            // Writes then go in autocommit mode, each its own transaction.
+            Err(e) => self.fail(format!("a group commit could not begin: {e}")),
+        }
+    }
+
+    /// Applies the pending writes inside the group: all at once, or, if that
+    /// fails, one by one so only the failing ones are lost.
+    fn apply(&mut self, store: &mut Store) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let pending = std::mem::take(&mut self.pending);
+        if in_savepoint(&store.conn, |c| apply_writes_on(c, &pending)).is_err() {
+            for w in &pending {
+                if let Err(e) =
+                    in_savepoint(&store.conn, |c| apply_writes_on(c, std::slice::from_ref(w)))
+                {
+                    self.fail(format!("a write was not stored: {e}"));
                 }
             }
-            next = rx.try_recv().ok();
         }
-        commit(&mut store, &mut group, &mut failures);
+    }
+
+    /// Applies what is pending and commits the group.
+    fn commit(&mut self, store: &mut Store) {
+        self.apply(store);
+        if self.started.take().is_some() {
+            if let Err(e) = store.conn.execute_batch("COMMIT") {
+                self.fail(format!("a group commit failed: {e}"));
+                let _ = store.conn.execute_batch("ROLLBACK");
+            }
+        }
+    }
+
+    /// Runs a call in a savepoint of the group.
+    fn call(&mut self, store: &mut Store, f: Call) {
+        self.begin(store);
+        self.apply(store);
+        let nested = store.conn.execute_batch("SAVEPOINT call").is_ok();
+        let ok = f(store);
+        if nested {
+            let end = if ok {
+                "RELEASE call"
+            } else {
+                "ROLLBACK TO call; RELEASE call"
+            };
+            if let Err(e) = store.conn.execute_batch(end) {
+                self.fail(format!("a call's savepoint could not end: {e}"));
+            }
+        }
+    }
+
+    fn report(&mut self) -> Option<String> {
+        let report = (!self.failures.is_empty()).then(|| {
+            format!(
+                "{} write(s) could not be stored: {}",
+                self.failures.len(),
+                self.failures.join("; ")
+            )
+        });
+        self.failures.clear();
+        report
     }
 }
 
-/// Commits `group` in one transaction; if that fails, retries each write on
-/// its own so that only the failing ones are lost (and recorded).
-fn commit(store: &mut Store, group: &mut Vec<Write>, failures: &mut Vec<String>) {
-    if group.is_empty() {
-        return;
-    }
-    if store.apply_writes(group).is_err() {
-        for w in group.iter() {
-            if let Err(e) = store.apply_writes(std::slice::from_ref(w)) {
-                eprintln!("warning: a write was not stored: {e}");
-                if failures.len() < 20 {
-                    failures.push(e.to_string());
+/// The writer thread: group commits until every handle is gone.
+fn run(mut store: Store, rx: Receiver<Msg>) {
+    let mut group = Group {
+        started: None,
+        pending: Vec::new(),
+        failures: Vec::new(),
+    };
+    loop {
+        let msg = match group.started {
+            None if group.pending.is_empty() => match rx.recv() {
+                Ok(m) => Some(m),
+                Err(_) => break,
+            },
+            started => {
+                let left = started
+                    .map(|t| MAX_DELAY.saturating_sub(t.elapsed()))
+                    .unwrap_or(Duration::ZERO);
+                match rx.recv_timeout(left.min(IDLE)) {
+                    Ok(m) => Some(m),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => break,
                 }
             }
+        };
+        match msg {
+            None => group.commit(&mut store),
+            Some(Msg::Write(w)) => {
+                group.begin(&mut store);
+                group.pending.push(w);
+                if group.pending.len() >= MAX_GROUP {
+                    group.apply(&mut store);
+                }
+            }
+            Some(Msg::Call(f)) => group.call(&mut store, f),
+            Some(Msg::Flush(reply)) => {
+                group.commit(&mut store);
+                let _ = reply.send(group.report());
+            }
+        }
+        if group.started.is_some_and(|t| t.elapsed() >= MAX_DELAY) {
+            group.commit(&mut store);
         }
     }
-    group.clear();
+    group.commit(&mut store);
+}
+
+/// Runs `f` in a savepoint: kept when it succeeds, rolled back when not.
+fn in_savepoint(conn: &Connection, f: impl FnOnce(&Connection) -> Result<()>) -> Result<()> {
+    conn.execute_batch("SAVEPOINT writes")?;
+    match f(conn) {
+        Ok(()) => {
+            conn.execute_batch("RELEASE writes")?;
+            Ok(())
+        }
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK TO writes; RELEASE writes");
+            Err(e)
+        }
+    }
 }
 
 impl Store {
-    /// Applies `writes` in one transaction: scores and traces as multi-row
-    /// inserts (scores' references checked once per distinct parent), the
-    /// rest one statement each. All or nothing.
+    /// Applies `writes` in one transaction of their own (or a savepoint of
+    /// an open one): all or nothing.
     pub fn apply_writes(&mut self, writes: &[Write]) -> Result<()> {
-        let scores: Vec<(i64, &ScoreRow)> = writes
-            .iter()
-            .filter_map(|w| match w {
-                Write::Score { evaluation_id, row } => Some((*evaluation_id, row)),
-                _ => None,
-            })
-            .collect();
-        let traces: Vec<&TraceRow> = writes
-            .iter()
-            .filter_map(|w| match w {
-                Write::Trace(t) => Some(t.as_ref()),
-                _ => None,
-            })
-            .collect();
-        // `foreign_keys` cannot change inside a transaction: switch it off
-        // around ours (score references are checked below) and always back on.
-        let enforced: bool = self
-            .conn
-            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))?;
-        if enforced {
-            self.conn.execute_batch("PRAGMA foreign_keys = OFF")?;
-        }
-        let result = apply_in_transaction(&mut self.conn, writes, &scores, &traces);
-        if enforced {
-            self.conn.execute_batch("PRAGMA foreign_keys = ON")?;
-        }
-        result
+        let tx = self.write_transaction()?;
+        apply_writes_on(&tx, writes)?;
+        tx.commit()
     }
 }
 
+/// Applies `writes` on `conn` inside the caller's transaction: scores and
+/// traces as multi-row inserts (scores' references checked once per distinct
+/// parent, for a clear error), the rest one statement each.
+fn apply_writes_on(conn: &Connection, writes: &[Write]) -> Result<()> {
+    let scores: Vec<(i64, &ScoreRow)> = writes
+        .iter()
+        .filter_map(|w| match w {
+            Write::Score { evaluation_id, row } => Some((*evaluation_id, row)),
+            _ => None,
+        })
+        .collect();
+    let traces: Vec<&TraceRow> = writes
+        .iter()
+        .filter_map(|w| match w {
+            Write::Trace(t) => Some(t.as_ref()),
+            _ => None,
+        })
+        .collect();
+    apply_in_transaction(conn, writes, &scores, &traces)
+}
+
 fn apply_in_transaction(
-    conn: &mut rusqlite::Connection,
+    tx: &Connection,
     writes: &[Write],
     scores: &[(i64, &ScoreRow)],
     traces: &[&TraceRow],
 ) -> Result<()> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     if !scores.is_empty() {
         let evaluations: BTreeSet<i64> = scores.iter().map(|(e, _)| *e).collect();
         let examples: BTreeSet<i64> = scores.iter().map(|(_, r)| r.example_id).collect();
@@ -284,7 +386,7 @@ fn apply_in_transaction(
         }
         const HEAD: &str = "INSERT OR REPLACE INTO scores \
             (evaluation_id, example_id, score, feedback, prediction_json, error) VALUES ";
-        insert_chunked(&tx, HEAD, 6, scores, |(e, r), v| {
+        insert_chunked(tx, HEAD, 6, scores, |(e, r), v| {
             v.extend([
                 e as &dyn ToSql,
                 &r.example_id,
@@ -297,7 +399,7 @@ fn apply_in_transaction(
     }
     if !traces.is_empty() {
         let at = now();
-        super::lm::insert_trace_rows(&tx, traces, &at)?;
+        super::lm::insert_trace_rows(tx, traces, &at)?;
     }
     for w in writes {
         match w {
@@ -345,7 +447,6 @@ fn apply_in_transaction(
             }
         }
     }
-    tx.commit()?;
     Ok(())
 }
 

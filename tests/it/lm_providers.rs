@@ -1097,6 +1097,8 @@ async fn the_persistent_cache_tier_survives_a_new_cache() {
     assert_eq!(again.response, first.response);
     assert_eq!(server.hits(), 1);
 
+    // The hit count is a queued write: committed by the next group commit.
+    traced.writer.flush().unwrap();
     let store = Store::open(&traced.db).unwrap();
     assert_eq!(store.count("lm_cache").unwrap(), 1);
     let hits: i64 = store
