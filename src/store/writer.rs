@@ -246,15 +246,16 @@ impl Group {
     fn call(&mut self, store: &mut Store, f: Call) {
         self.begin(store);
         self.apply(store);
-        let nested = store.conn.execute_batch("SAVEPOINT call").is_ok();
+        let nested = run_cached(&store.conn, "SAVEPOINT call").is_ok();
         let ok = f(store);
         if nested {
             let end = if ok {
-                "RELEASE call"
+                run_cached(&store.conn, "RELEASE call")
             } else {
-                "ROLLBACK TO call; RELEASE call"
+                run_cached(&store.conn, "ROLLBACK TO call")
+                    .and_then(|_| run_cached(&store.conn, "RELEASE call"))
             };
-            if let Err(e) = store.conn.execute_batch(end) {
+            if let Err(e) = end {
                 self.fail(format!("a call's savepoint could not end: {e}"));
             }
         }
@@ -319,16 +320,21 @@ fn run(mut store: Store, rx: Receiver<Msg>) {
     group.commit(&mut store);
 }
 
+/// Runs one statement through the connection's statement cache (the group's
+/// savepoints run thousands of times a second).
+fn run_cached(conn: &Connection, sql: &str) -> Result<()> {
+    conn.prepare_cached(sql)?.execute([])?;
+    Ok(())
+}
+
 /// Runs `f` in a savepoint: kept when it succeeds, rolled back when not.
 fn in_savepoint(conn: &Connection, f: impl FnOnce(&Connection) -> Result<()>) -> Result<()> {
-    conn.execute_batch("SAVEPOINT writes")?;
+    run_cached(conn, "SAVEPOINT writes")?;
     match f(conn) {
-        Ok(()) => {
-            conn.execute_batch("RELEASE writes")?;
-            Ok(())
-        }
+        Ok(()) => run_cached(conn, "RELEASE writes"),
         Err(e) => {
-            let _ = conn.execute_batch("ROLLBACK TO writes; RELEASE writes");
+            let _ = run_cached(conn, "ROLLBACK TO writes")
+                .and_then(|_| run_cached(conn, "RELEASE writes"));
             Err(e)
         }
     }
@@ -401,9 +407,20 @@ fn apply_in_transaction(
         let at = now();
         super::lm::insert_trace_rows(tx, traces, &at)?;
     }
-    for w in writes {
+    // Progress is a gauge: of a run's updates in these writes only the last
+    // is stored (an optimization sends one per score).
+    let last_progress: std::collections::HashMap<i64, usize> = writes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, w)| match w {
+            Write::RunProgress { run_id, .. } => Some((*run_id, i)),
+            _ => None,
+        })
+        .collect();
+    for (i, w) in writes.iter().enumerate() {
         match w {
             Write::Score { .. } | Write::Trace(_) => {}
+            Write::RunProgress { run_id, .. } if last_progress.get(run_id) != Some(&i) => {}
             Write::RunProgress {
                 run_id,
                 progress,
@@ -558,6 +575,26 @@ mod tests {
         assert_eq!(ids, vec![1, 3]);
         // The failure was reported once.
         w.flush().unwrap();
+    }
+
+    /// Of a run's progress updates in one group only the last is stored:
+    /// the stored progress is the newest sent.
+    #[test]
+    fn the_newest_progress_of_a_run_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("w.db");
+        let (run, _) = setup(&db, 1);
+        let mut s = Store::open(&db).unwrap();
+        let progress = |p: f64| Write::RunProgress {
+            run_id: run,
+            progress: p,
+            lm_calls: (p * 10.0) as i64,
+            cache_hits: 0,
+        };
+        s.apply_writes(&[progress(0.1), progress(0.2), progress(0.3)])
+            .unwrap();
+        let r = s.run(run).unwrap();
+        assert_eq!((r.progress, r.lm_calls), (0.3, 3));
     }
 
     /// Dropping the last handle commits what is still queued.
