@@ -10,7 +10,7 @@
 //! - `program::run_program` of the bundled program on a cached answer
 //!   (render prompt, call, parse and type-check the answer);
 //! - `Evaluator::evaluate` of 1,000 cached examples with the default metric
-//!   (skill_comprehensive), alone and with per-score persistence as `run_eval` does.
+//!   (skill_comprehensive), alone and with per-score persistence as the eval job does (the store writer).
 //!
 //! Writes bench/out/overhead.json and bench/out/overhead_prompt.txt (the exact
 //! prompt, so the DSPy side can time the same request).
@@ -155,6 +155,8 @@ fn main() {
         let ctx = CallContext::default();
         cold.call(&req, &ctx).await.unwrap();
         cold.call(&req_b, &ctx).await.unwrap();
+        // The entries are queued writes: the SQLite tier serves them once committed.
+        writer.flush().unwrap();
         let mut call_sqlite = Vec::new();
         for k in 0..(calls / 20).max(100) {
             let r = if k % 2 == 0 { &req } else { &req_b };
