@@ -10,7 +10,7 @@ cargo build --bin skill-fleet --quiet
 BIN=target/debug/skill-fleet
 export SKILL_FLEET_DB="${SKILL_FLEET_DB:-skill-fleet.db}"
 $BIN trainset import config/training/trainset.json --name skills
-$BIN trainset stats skills | head -8
+$BIN trainset stats skills
 $BIN optimize --program config/programs/skill_understanding.yaml --trainset skills \
   --optimizer bootstrap --max-labeled-demos 4 --seed 42 --promote production "$@"
 $BIN sql "SELECT run_id, optimizer, status, baseline_score, best_score, test_score, lm_calls, cache_hits, n_candidates FROM run_summary ORDER BY run_id DESC LIMIT 3"

@@ -124,6 +124,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
+    restore_sigpipe();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
@@ -131,6 +132,18 @@ pub fn main() -> ExitCode {
             eprintln!("error: {}", error_report(&e));
             ExitCode::from(1)
         }
+    }
+}
+
+/// Rust ignores SIGPIPE, so writing to a closed pipe (`skill-fleet ... |
+/// head`) is an error, and `println!` panics on it. A command-line tool should
+/// end quietly instead, as it does with the default disposition.
+fn restore_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: called first thing in main, before any thread exists; setting
+    // a signal's disposition to the default has no other effect.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

@@ -23,10 +23,6 @@ use serde_json::{Map, Value};
 use std::fmt;
 use std::path::Path;
 
-/// Kept at their old paths for existing callers; the skill schema lives in
-/// [`crate::tasks::skill::schema`].
-pub use crate::tasks::skill::schema::{LIST_KEYS, SKILL_KEYS, SKILL_STYLES, SUBDIRECTORIES};
-
 /// One example as read from a file: its position and its fields.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Example {
@@ -48,18 +44,16 @@ impl Example {
         self.fields.get(key).and_then(Value::as_str)
     }
 
-    /// Category of a skill example (first segment of the taxonomy path), or a
-    /// generic example's `category` field.
+    /// The example's category (splits are stratified by it): the skill
+    /// task's, or a generic example's `category` field.
     pub fn category(&self) -> Option<String> {
-        if let Some(path) = self.str_field("expected_taxonomy_path") {
-            return path.split('/').next().map(str::to_string);
-        }
-        self.str_field("category").map(str::to_string)
+        crate::tasks::skill::schema::category(&self.fields)
+            .or_else(|| self.str_field("category").map(str::to_string))
     }
 
-    /// Style of a skill example.
+    /// The example's style (splits are stratified by it too): the skill task's.
     pub fn style(&self) -> Option<String> {
-        self.str_field("expected_skill_style").map(str::to_string)
+        crate::tasks::skill::schema::style(&self.fields)
     }
 
     /// Where the example came from, when recorded.

@@ -9,7 +9,6 @@ use serde_json::Value;
 use std::collections::HashMap;
 
 /// Kept at its old path for existing callers; the rule belongs to the skill task.
-pub use crate::tasks::skill::schema::{is_kebab_case, DESCRIPTION_WORDS, KEYWORD_COUNT};
 
 /// Collects the problems of one file, so a task's schema checks report them
 /// with the same location and wording as the generic ones.

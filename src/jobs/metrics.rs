@@ -4,11 +4,35 @@
 
 use super::Context;
 use crate::error::{Error, Result};
-use crate::program::{load_program, ProgramRef};
+use crate::metrics::Metric;
+use crate::program::{load_program, ProgramRef, ProgramSpec};
+use crate::store::{ExampleRow, TrainsetRow};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
+
+/// The program (registering a spec file), the trainset and its examples,
+/// and the metric a metric job works with.
+fn program_examples_metric(
+    ctx: &Context,
+    program: &str,
+    trainset: &str,
+    metric: &str,
+) -> Result<(ProgramSpec, TrainsetRow, Vec<ExampleRow>, Arc<dyn Metric>)> {
+    let r = ProgramRef {
+        program: program.to_string(),
+        ..Default::default()
+    };
+    let (spec, _) = ctx.writer.call(move |s| load_program(s, &r))?;
+    ctx.writer.flush()?;
+    let reader = ctx.reader()?;
+    let ts = reader.find_trainset(trainset)?;
+    let rows = reader.examples(ts.id)?;
+    let m = crate::metrics::resolve(metric, &ctx.config.metrics, None)?;
+    Ok((spec, ts, rows, m))
+}
 
 /// Per example: the metric on gold and on each perturbation; and the means.
 #[derive(Debug, Clone, Serialize)]
@@ -31,18 +55,10 @@ pub async fn test_metric(
     program: &str,
     examples: usize,
 ) -> Result<MetricTestReport> {
-    let r = ProgramRef {
-        program: program.to_string(),
-        ..Default::default()
-    };
-    let (spec, _) = ctx.writer.call(move |s| load_program(s, &r))?;
-    ctx.writer.flush()?;
-    let reader = ctx.reader()?;
-    let ts = reader.find_trainset(trainset)?;
-    let m = crate::metrics::resolve(metric, &ctx.config.metrics, None)?;
+    let (spec, _, all, m) = program_examples_metric(ctx, program, trainset, metric)?;
     let mut labels: Vec<String> = vec!["gold".into()];
     let mut rows = Vec::new();
-    for e in reader.examples(ts.id)?.iter().take(examples) {
+    for e in all.iter().take(examples) {
         let (_, gold) = spec.example_io(&e.fields);
         let mut scores = vec![m.score(&gold, &gold).await.score];
         for (label, p) in crate::tasks::skill::perturb::perturb(&gold) {
@@ -94,16 +110,7 @@ pub async fn score_predictions(
     program: &str,
     path: &Path,
 ) -> Result<ScoredPredictions> {
-    let r = ProgramRef {
-        program: program.to_string(),
-        ..Default::default()
-    };
-    let (spec, _) = ctx.writer.call(move |s| load_program(s, &r))?;
-    ctx.writer.flush()?;
-    let reader = ctx.reader()?;
-    let ts = reader.find_trainset(trainset)?;
-    let rows = reader.examples(ts.id)?;
-    let m = crate::metrics::resolve(metric, &ctx.config.metrics, None)?;
+    let (spec, ts, rows, m) = program_examples_metric(ctx, program, trainset, metric)?;
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let by_idx: HashMap<i64, _> = rows.iter().map(|r| (r.idx, r)).collect();
     let mut scores = Vec::new();

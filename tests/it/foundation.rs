@@ -449,3 +449,36 @@ fn db_info_lists_tables_and_version() {
     let out = cli_ok(&db, &["db", "info"]);
     assert!(out.contains("schema version") && out.contains("traces"));
 }
+
+/// Output piped into a reader that stops early (`skill-fleet ... | head`)
+/// ends the command quietly, as SIGPIPE does for other tools, instead of a
+/// panic about a broken pipe.
+#[test]
+fn a_closed_output_pipe_ends_the_command_without_a_panic() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    cli_ok(&db, &["db", "info"]);
+    // Far more than a pipe buffer holds, so the command is still writing.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_skill-fleet"))
+        .current_dir(root())
+        .arg("--db")
+        .arg(&db)
+        .args([
+            "sql",
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200000) SELECT i FROM n",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(!first.is_empty());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!stderr.contains("Broken pipe"), "{stderr}");
+}

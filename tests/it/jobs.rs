@@ -77,119 +77,12 @@ fn an_unknown_metric_leaves_a_failed_run_with_the_message() {
     assert_eq!(server.hits(), 0, "no model call before the metric is known");
 }
 
-/// `optimize` flags for a random search of 6 candidates on 24 examples
-/// against the stub server, without the response cache (every score is a
-/// server request, so requests count scores computed).
-fn search_args<'a>(config: &'a str, ts: &'a str) -> Vec<&'a str> {
-    vec![
-        "--config",
-        config,
-        "--json",
-        "optimize",
-        "--trainset",
-        ts,
-        "--optimizer",
-        "random-search",
-        "--num-candidates",
-        "6",
-        "--max-bootstrapped-demos",
-        "2",
-        "--max-labeled-demos",
-        "4",
-        "--seed",
-        "5",
-        "--threads",
-        "2",
-        "--no-cache",
-    ]
-}
-
 /// The scores a SIGKILL may cost with `threads` examples in flight and a
 /// model answering in `delay`: those in flight, plus those finished within
 /// the store writer's durability bound (`MAX_DELAY`) before the kill.
 fn kill_window(threads: u32, delay: Duration) -> i64 {
     let per_thread = skill_fleet::store::MAX_DELAY.as_secs_f64() / delay.as_secs_f64();
     (threads as f64 * (1.0 + per_thread.ceil())) as i64
-}
-
-/// Kill -9 in the middle of an optimization's burst of score writes, then
-/// `--resume`: the run completes with the same result as an uninterrupted
-/// one, no evaluation is stored twice, and the scores computed again are at
-/// most the window the store writer states (see [`kill_window`]).
-#[test]
-fn sigkill_during_a_burst_of_writes_then_resume_scores_nothing_twice_beyond_the_window() {
-    let dir = tempfile::tempdir().unwrap();
-    let ts = small_trainset(dir.path(), 24);
-
-    // Reference: the same optimization, uninterrupted.
-    let reference_server = StubLmServer::start(SKILL_ANSWER, Duration::from_millis(4));
-    let reference_config = stub_config(dir.path(), &reference_server.url);
-    let reference_db = dir.path().join("reference.db");
-    let reference: serde_json::Value = serde_json::from_str(&cli_ok(
-        &reference_db,
-        &search_args(reference_config.to_str().unwrap(), &ts),
-    ))
-    .unwrap();
-    let full = reference_server.hits();
-    assert!(full > 60, "the reference made only {full} requests");
-
-    let server = StubLmServer::start(SKILL_ANSWER, Duration::from_millis(4));
-    let config = dir.path().join("killed");
-    std::fs::create_dir_all(&config).unwrap();
-    let config = stub_config(&config, &server.url);
-    let db = dir.path().join("killed.db");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_skill-fleet"))
-        .current_dir(root())
-        .arg("--db")
-        .arg(&db)
-        .args(search_args(config.to_str().unwrap(), &ts))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while server.hits() < full / 2 {
-        assert!(start.elapsed() < Duration::from_secs(60), "no progress");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
-    let before_resume = server.hits();
-    let run = only_run(&db);
-    assert_eq!(run["status"], "running", "killed mid-run: {run}");
-    let stored: i64 = query(&db, "SELECT COUNT(*) AS n FROM scores")[0]["n"]
-        .as_i64()
-        .unwrap();
-    assert!(stored > 0, "scores were committed before the kill");
-
-    let mut args = search_args(config.to_str().unwrap(), &ts);
-    args.extend(["--resume", "1"]);
-    let resumed: serde_json::Value = serde_json::from_str(&cli_ok(&db, &args)).unwrap();
-    assert_eq!(resumed["status"], "completed", "{resumed}");
-    for key in ["best_val", "baseline_test", "optimized_test", "candidates"] {
-        assert_eq!(
-            resumed[key], reference[key],
-            "{key}: {resumed} vs {reference}"
-        );
-    }
-    let recomputed = server.hits() as i64 - full as i64;
-    eprintln!(
-        "reference {full} requests; killed after {before_resume} with {stored} scores stored; \
-         {recomputed} computed again after --resume"
-    );
-    let window = kill_window(2, Duration::from_millis(4));
-    assert!(
-        (0..=window).contains(&recomputed),
-        "{recomputed} scores computed again, over the window of {window} (killed after {before_resume} of {full} requests)"
-    );
-    // Every full evaluation of a candidate on a split exists once: the
-    // resumed run continued the evaluations it found.
-    let twice = query(
-        &db,
-        "SELECT candidate_id, split, COUNT(*) AS c FROM evaluations WHERE kind = 'full' \
-         GROUP BY candidate_id, split HAVING c > 1",
-    );
-    assert!(twice.is_empty(), "evaluations stored twice: {twice:?}");
 }
 
 /// A trainset that does not fit the program is refused before any LM call:
@@ -260,10 +153,13 @@ fn prompt_dependent(prompt: &str) -> String {
     answers[((k / 2) % 3) as usize].clone()
 }
 
-/// Kills `optimize --optimizer NAME` with SIGKILL once the stub server has
-/// answered half the program runs an uninterrupted run makes, resumes it,
-/// and checks that it ends as the uninterrupted run did, computing again at
-/// most the scores in flight or queued at the kill.
+/// Kills `optimize` (with `optimizer_args`) with SIGKILL in the middle of
+/// its burst of score writes — once the stub server has answered half the
+/// program runs an uninterrupted run makes — and resumes it: the run
+/// completes as the uninterrupted one did (same scores, same best version),
+/// no evaluation is stored twice, and the program runs made again are at
+/// most the window the store writer states (see [`kill_window`]). The
+/// response cache is off, so every score is a server request.
 fn kill_and_resume_ends_like_an_uninterrupted_run(optimizer_args: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     let ts = small_trainset(dir.path(), 24);
@@ -357,6 +253,14 @@ fn kill_and_resume_ends_like_an_uninterrupted_run(optimizer_args: &[&str]) {
         spec(&db, &resumed["version_id"]),
         spec(&dir.path().join("reference.db"), &reference["version_id"])
     );
+    // Every full evaluation of a candidate on a split exists once: the
+    // resumed run continued the evaluations it found.
+    let twice = query(
+        &db,
+        "SELECT candidate_id, split, COUNT(*) AS c FROM evaluations WHERE kind = 'full' \
+         GROUP BY candidate_id, split HAVING c > 1",
+    );
+    assert!(twice.is_empty(), "evaluations stored twice: {twice:?}");
     let recomputed = server.task_hits() as i64 - full as i64;
     eprintln!(
         "{optimizer_args:?}: reference {full} program runs, val {} -> {}; {recomputed} computed again after --resume",
@@ -373,6 +277,20 @@ fn kill_and_resume_ends_like_an_uninterrupted_run(optimizer_args: &[&str]) {
         (0..=window).contains(&recomputed),
         "{recomputed} program runs repeated, over the window of {window}"
     );
+}
+
+#[test]
+fn random_search_killed_during_a_burst_of_writes_and_resumed_ends_like_an_uninterrupted_run() {
+    kill_and_resume_ends_like_an_uninterrupted_run(&[
+        "--optimizer",
+        "random-search",
+        "--num-candidates",
+        "6",
+        "--max-bootstrapped-demos",
+        "2",
+        "--max-labeled-demos",
+        "4",
+    ]);
 }
 
 #[test]

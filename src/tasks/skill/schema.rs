@@ -24,9 +24,26 @@ pub const SKILL_KEYS: [&str; 7] = [
 ];
 /// Columns holding lists; in CSV they are `;`-separated.
 pub const LIST_KEYS: [&str; 2] = ["expected_subdirectories", "expected_keywords"];
-/// Minimum and maximum words of a skill description (DESIGN.md: 15–35).
+/// A skill example's category: the first segment of its taxonomy path.
+pub fn category(fields: &serde_json::Map<String, serde_json::Value>) -> Option<String> {
+    fields
+        .get("expected_taxonomy_path")
+        .and_then(serde_json::Value::as_str)
+        .and_then(|p| p.split('/').next())
+        .map(str::to_string)
+}
+
+/// A skill example's style.
+pub fn style(fields: &serde_json::Map<String, serde_json::Value>) -> Option<String> {
+    fields
+        .get("expected_skill_style")
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_string)
+}
+
+/// Minimum and maximum words of a skill description (the original skill-fleet's rule: 15–35).
 pub const DESCRIPTION_WORDS: (usize, usize) = (15, 35);
-/// Minimum and maximum keywords of a skill (DESIGN.md: 3–6).
+/// Minimum and maximum keywords of a skill (the original skill-fleet's rule: 3–6).
 pub const KEYWORD_COUNT: (usize, usize) = (3, 6);
 
 /// True for lowercase ASCII words of `[a-z0-9]` joined by single hyphens.
