@@ -8,8 +8,6 @@ use crate::config::Taxonomy;
 use serde_json::Value;
 use std::collections::HashMap;
 
-/// Kept at its old path for existing callers; the rule belongs to the skill task.
-
 /// Collects the problems of one file, so a task's schema checks report them
 /// with the same location and wording as the generic ones.
 pub struct Checker<'a> {

@@ -13,14 +13,17 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-/// The program (registering a spec file), the trainset and its examples,
-/// and the metric a metric job works with.
+/// What a metric job works with: the program (a spec file is registered),
+/// the trainset, its examples and the metric.
+type MetricJobInputs = (ProgramSpec, TrainsetRow, Vec<ExampleRow>, Arc<dyn Metric>);
+
+/// The inputs of a metric job.
 fn program_examples_metric(
     ctx: &Context,
     program: &str,
     trainset: &str,
     metric: &str,
-) -> Result<(ProgramSpec, TrainsetRow, Vec<ExampleRow>, Arc<dyn Metric>)> {
+) -> Result<MetricJobInputs> {
     let r = ProgramRef {
         program: program.to_string(),
         ..Default::default()
