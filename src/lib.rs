@@ -10,6 +10,7 @@
 //! binary is a thin [`cli`] over [`jobs`] and [`store`].
 
 pub mod cli;
+pub mod compare;
 pub mod config;
 pub mod data;
 pub mod error;
@@ -20,6 +21,7 @@ pub mod metrics;
 pub mod optimize;
 pub mod program;
 pub mod progress;
+pub mod registry;
 pub mod store;
 pub mod tasks;
 pub mod util;
