@@ -5,6 +5,7 @@
 
 mod util;
 
+mod cli_paths;
 mod dspy_roundtrip;
 mod foundation;
 mod jobs;

@@ -3,94 +3,24 @@
 //! version's instructions (so two versions really score differently).
 
 use crate::util::*;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
-
-/// Writes a copy of the bundled program whose instructions end with `marker`.
-fn program_variant(dir: &Path, marker: &str) -> PathBuf {
-    let text = std::fs::read_to_string(root().join("config/programs/skill_understanding.yaml"))
-        .expect("the bundled program");
-    let anchor = "Turn a request to create an agent skill into the skill's metadata.";
-    assert!(
-        text.contains(anchor),
-        "the bundled program's instructions changed"
-    );
-    let path = dir.join(format!("program_{marker}.yaml"));
-    std::fs::write(&path, text.replace(anchor, &format!("{anchor} {marker}."))).unwrap();
-    path
-}
 
 /// A database with versions 1 (marker GOOD), 2 (BAD) and 3 (BEST) of the
 /// bundled program and a split trainset `small`; the stub answers a prompt
 /// holding BAD with an unusable answer, so version 2 scores worse.
-struct Fixture {
-    dir: tempfile::TempDir,
-    db: PathBuf,
-    config: PathBuf,
-    server: StubLmServer,
-}
-
-impl Fixture {
-    fn new() -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("t.db");
-        let server = StubLmServer::start_with(
-            std::sync::Arc::new(|prompt: &str| {
-                if prompt.contains("BAD.") {
-                    " nothing useful".to_string()
-                } else {
-                    SKILL_ANSWER.to_string()
-                }
-            }),
-            Duration::ZERO,
-        );
-        let config = stub_config(dir.path(), &server.url);
-        let ts = small_trainset(dir.path(), 20);
-        cli_ok(&db, &["trainset", "import", &ts, "--name", "small"]);
-        cli_ok(&db, &["trainset", "split", "small"]);
-        for marker in ["GOOD", "BAD", "BEST"] {
-            let p = program_variant(dir.path(), marker);
-            cli_ok(&db, &["program", "register", p.to_str().unwrap()]);
-        }
-        Fixture {
-            dir,
-            db,
-            config,
-            server,
-        }
-    }
-
-    fn cli(&self, args: &[&str]) -> std::process::Output {
-        let mut all = vec!["--config", self.config.to_str().unwrap()];
-        all.extend_from_slice(args);
-        cli(&self.db, &all)
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.cli(args);
-        assert!(
-            out.status.success(),
-            "{args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn json(&self, args: &[&str]) -> serde_json::Value {
-        let mut all = vec!["--json"];
-        all.extend_from_slice(args);
-        serde_json::from_str(&self.ok(&all)).expect("JSON output")
-    }
-
-    fn alias_version(&self, alias: &str) -> i64 {
-        let rows = query(
-            &self.db,
-            &format!(
-                "SELECT v.version FROM aliases a JOIN program_versions v ON v.id = a.version_id WHERE a.alias = '{alias}'"
-            ),
-        );
-        rows[0]["version"].as_i64().unwrap()
-    }
+fn fixture() -> StubProject {
+    let f = StubProject::new(
+        std::sync::Arc::new(|prompt: &str| {
+            if prompt.contains("BAD.") {
+                " nothing useful".to_string()
+            } else {
+                SKILL_ANSWER.to_string()
+            }
+        }),
+        20,
+    );
+    f.ok(&["trainset", "split", "small"]);
+    f.register_variants(&["GOOD", "BAD", "BEST"]);
+    f
 }
 
 const P: &str = "skill_understanding";
@@ -98,7 +28,7 @@ const P: &str = "skill_understanding";
 #[test]
 fn rollback_after_two_promotions_returns_to_the_first_and_rolling_back_the_rollback_restores_the_second(
 ) {
-    let f = Fixture::new();
+    let f = fixture();
     f.ok(&["versions", "promote", P, "1", "--reason", "first release"]);
     f.ok(&[
         "versions",
@@ -156,7 +86,7 @@ fn rollback_after_two_promotions_returns_to_the_first_and_rolling_back_the_rollb
 
 #[test]
 fn aliases_with_characters_outside_letters_digits_dash_underscore_are_refused() {
-    let f = Fixture::new();
+    let f = fixture();
     for bad in ["prod uction", "prod/1", "", "ünicode"] {
         let out = f.cli(&["versions", "promote", P, "1", "--alias", bad]);
         assert!(!out.status.success(), "{bad:?} was accepted");
@@ -174,7 +104,7 @@ fn aliases_with_characters_outside_letters_digits_dash_underscore_are_refused() 
 
 #[test]
 fn require_better_refuses_a_worse_version_and_accepts_one_a_comparison_supports() {
-    let f = Fixture::new();
+    let f = fixture();
     f.ok(&["versions", "promote", P, "1"]);
 
     // No comparison yet: refused, and the message says what to run.
@@ -229,7 +159,7 @@ fn require_better_refuses_a_worse_version_and_accepts_one_a_comparison_supports(
 
 #[test]
 fn compare_pairs_examples_stores_the_result_and_reuses_stored_scores_the_second_time() {
-    let f = Fixture::new();
+    let f = fixture();
     let c = f.json(&["compare", P, "1", "2", "--trainset", "small", "--seed", "3"]);
     let s = &c["summary"];
     let n = s["n"].as_i64().unwrap();
@@ -281,12 +211,11 @@ fn compare_pairs_examples_stores_the_result_and_reuses_stored_scores_the_second_
     );
     let bad = f.cli(&["compare", P, "1", "1", "--trainset", "small"]);
     assert!(String::from_utf8_lossy(&bad.stderr).contains("two different versions"));
-    drop(f.dir);
 }
 
 #[test]
 fn versions_diff_shows_changed_instructions_side_by_side_and_list_shows_aliases() {
-    let f = Fixture::new();
+    let f = fixture();
     f.ok(&["versions", "promote", P, "3", "--alias", "staging"]);
     let text = f.ok(&["versions", "diff", P, "1", "3"]);
     assert!(text.contains("== predictor understand"), "{text}");
