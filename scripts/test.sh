@@ -8,5 +8,8 @@ export SKILL_FLEET_MODEL="$PWD/models/gemma-3-270m-q4_k_m.gguf"
 # DSPy itself, for the export round trip (tests/it/dspy_roundtrip.rs).
 SKILL_FLEET_DSPY_PYTHON="$(bash scripts/dspy_venv.sh)"
 export SKILL_FLEET_DSPY_PYTHON
+# An MLflow tracking server for the export tests (tests/it/mlflow_export.rs).
+SKILL_FLEET_MLFLOW_PYTHON="$(bash scripts/py_venv.sh target/mlflow-venv mlflow 3.17.2)"
+export SKILL_FLEET_MLFLOW_PYTHON
 # One test at a time: the real-model tests each use every core.
 cargo test --all-targets -- --test-threads 1

@@ -38,6 +38,9 @@ pub enum Error {
     /// comparison, or one showing the new version worse; the text says which.
     #[error("promotion refused: {0}")]
     PromotionRefused(String),
+    /// An MLflow tracking server refused or failed a request (after retries).
+    #[error("MLflow export: {0}")]
+    Mlflow(String),
     /// A language model could not be set up or called.
     #[error("language model: {0}")]
     Lm(#[from] crate::lm::LmError),

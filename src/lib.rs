@@ -15,6 +15,7 @@ pub mod config;
 pub mod data;
 pub mod error;
 pub mod eval;
+pub mod export;
 pub mod jobs;
 pub mod lm;
 pub mod metrics;

@@ -3,6 +3,7 @@
 
 mod db;
 mod eval;
+mod export;
 mod lm;
 mod optimize;
 mod output;
@@ -73,6 +74,9 @@ pub enum Command {
     /// List and inspect runs.
     #[command(subcommand)]
     Runs(optimize::RunsCommand),
+    /// Export runs to other systems (an MLflow tracking server).
+    #[command(subcommand)]
+    Export(export::ExportCommand),
     /// Call a language model directly.
     #[command(subcommand)]
     Lm(lm::LmCommand),
@@ -194,6 +198,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Predict(a) => runtime()?.block_on(eval::predict(&ctx, a)),
         Command::Metrics(c) => runtime()?.block_on(eval::metrics(&ctx, c)),
         Command::Optimize(a) => runtime()?.block_on(optimize::optimize(&ctx, *a)),
+        Command::Export(c) => runtime()?.block_on(export::run(&ctx, c)),
         Command::Lm(c) => runtime()?.block_on(lm::run(&ctx, c)),
     }
 }

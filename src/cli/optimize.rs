@@ -27,6 +27,13 @@ pub struct OptimizeArgs {
     /// labeled | bootstrap | random-search | miprov2 | gepa
     #[arg(long, default_value = "bootstrap")]
     pub optimizer: String,
+    /// Stream the run to this MLflow tracking server while it runs (in the
+    /// background; a server that is down only produces warnings).
+    #[arg(long)]
+    pub mlflow: Option<String>,
+    /// MLflow experiment of --mlflow.
+    #[arg(long, default_value = "skill-fleet", requires = "mlflow")]
+    pub mlflow_experiment: String,
     /// Pick the optimizer from trainset size and budget, printing why.
     #[arg(long)]
     pub auto_select: bool,
@@ -158,8 +165,21 @@ pub async fn optimize(app: &App, a: OptimizeArgs) -> Result<ExitCode> {
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let pb2 = pb.clone();
+    let streamer = match &a.mlflow {
+        Some(uri) => Some(Arc::new(crate::export::mlflow::Streamer::start(
+            &app.cli_db,
+            uri,
+            &a.mlflow_experiment,
+            std::time::Duration::from_secs(2),
+        )?)),
+        None => None,
+    };
+    let stream = streamer.clone();
     let hooks = RunHooks {
         on_event: Some(Arc::new(move |e: &Event| {
+            if let (Event::RunStarted { run_id }, Some(s)) = (e, &stream) {
+                s.set_run(*run_id);
+            }
             if let Event::Progress {
                 fraction, message, ..
             } = e
@@ -170,8 +190,15 @@ pub async fn optimize(app: &App, a: OptimizeArgs) -> Result<ExitCode> {
         })),
         interrupted: Some(interrupted),
     };
-    let report = run_optimization(&ctx, req, a.resume, hooks).await?;
+    let result = run_optimization(&ctx, req, a.resume, hooks).await;
     pb.finish_and_clear();
+    if let Some(s) = &streamer {
+        ctx.writer.flush()?;
+        if !s.finish(std::time::Duration::from_secs(30)) {
+            eprintln!("warning: the final MLflow export did not finish within 30 s");
+        }
+    }
+    let report = result?;
     if app.json {
         output::json(&report)?;
     } else {

@@ -10,6 +10,7 @@
 
 mod bulk;
 mod lm;
+mod mlflow;
 mod programs;
 mod query;
 mod registry;
@@ -19,6 +20,7 @@ mod types;
 mod writer;
 
 pub use lm::{CacheStats, TraceRow};
+pub use mlflow::{epoch_ms, CandidateSummary, ExportMapping, TraceTotals, TrialScore};
 pub use programs::{NewVersion, VersionRow};
 pub use query::{QueryOutput, ReadOnlyQueryError};
 pub use registry::{AliasMove, ComparisonRow, VersionEvaluation};
@@ -273,10 +275,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
         let s = Store::open(&path).unwrap();
-        assert_eq!(s.schema_version().unwrap(), 4);
+        assert_eq!(s.schema_version().unwrap(), 6);
         drop(s);
         let s = Store::open(&path).unwrap();
-        assert_eq!(s.schema_version().unwrap(), 4);
+        assert_eq!(s.schema_version().unwrap(), 6);
         let fk: i64 = s
             .conn()
             .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
@@ -311,7 +313,7 @@ mod tests {
             .unwrap();
         }
         let s = Store::open(&path).unwrap();
-        assert_eq!(s.schema_version().unwrap(), 4);
+        assert_eq!(s.schema_version().unwrap(), 6);
         let rows = s.scores(1).unwrap();
         assert_eq!(rows.len(), 2);
         assert_eq!(

@@ -12,6 +12,7 @@ mod jobs;
 mod lm_providers;
 #[cfg(feature = "local")]
 mod local_model;
+mod mlflow_export;
 #[cfg(feature = "local")]
 mod optimize;
 mod optimizer_units;
