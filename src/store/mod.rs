@@ -8,6 +8,7 @@
 //! [`Writer`] thread; reads that need no ordering with a job's own writes use
 //! read-only connections ([`Store::open_read_only`]).
 
+mod ab;
 mod bulk;
 mod lm;
 mod programs;
@@ -17,12 +18,13 @@ mod trainsets;
 mod types;
 mod writer;
 
+pub use ab::{AbOutcomeRow, AbTestRow, AbVariantRow, NewAbVariant};
 pub use lm::{CacheStats, TraceRow};
 pub use programs::{NewVersion, VersionRow};
 pub use query::{QueryOutput, ReadOnlyQueryError};
 pub use runs::{CandidateRow, EvaluationRow, NewRun, RunRow, ScoreRow};
 pub use trainsets::{ExampleRow, SplitRow, TrainsetRow};
-pub use types::{EvalKind, RunKind, Split, Status};
+pub use types::{AbStatus, AbStrategy, EvalKind, OutcomeKind, RunKind, Split, Status};
 pub use writer::{Write, Writer, IDLE, MAX_DELAY, MAX_GROUP};
 
 use crate::error::{Error, Result};
@@ -271,10 +273,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
         let s = Store::open(&path).unwrap();
-        assert_eq!(s.schema_version().unwrap(), 4);
+        assert_eq!(s.schema_version().unwrap(), 5);
         drop(s);
         let s = Store::open(&path).unwrap();
-        assert_eq!(s.schema_version().unwrap(), 4);
+        assert_eq!(s.schema_version().unwrap(), 5);
         let fk: i64 = s
             .conn()
             .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
@@ -309,7 +311,7 @@ mod tests {
             .unwrap();
         }
         let s = Store::open(&path).unwrap();
-        assert_eq!(s.schema_version().unwrap(), 4);
+        assert_eq!(s.schema_version().unwrap(), 5);
         let rows = s.scores(1).unwrap();
         assert_eq!(rows.len(), 2);
         assert_eq!(
