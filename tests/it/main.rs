@@ -5,6 +5,8 @@
 
 mod util;
 
+mod ab;
+
 mod dspy_roundtrip;
 mod foundation;
 mod jobs;
