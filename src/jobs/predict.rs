@@ -104,8 +104,15 @@ pub async fn predict(
         constants,
         lm,
     }];
+    let others_empty = others.is_empty();
     members.extend(others);
-    let chosen = infer(&members, &strategy, &req.inputs, &CallContext::default()).await?;
+    // With a version ensemble one context cannot say which member's version
+    // a call ran, so only a single version's traces carry it.
+    let context = CallContext {
+        version_id: others_empty.then_some(version.id),
+        ..Default::default()
+    };
+    let chosen = infer(&members, &strategy, &req.inputs, &context).await?;
     lms.flush_traces()?;
     let pred = chosen.prediction;
     Ok(PredictReport {

@@ -310,6 +310,16 @@ fn predict_through_an_ab_test_runs_the_routed_version_and_stores_the_assignment(
     assert_eq!(format!("V{}", r["version"]), variant, "{r}");
     assert_eq!(r["outputs"]["name"], "tokio-task-cancellation", "{r}");
     assert!(server.task_hits() >= 1);
+    // The prediction's traces name the version that answered.
+    let traced = query(&db, "SELECT version_id FROM traces");
+    assert!(!traced.is_empty());
+    assert!(
+        traced
+            .iter()
+            .all(|t| t["version_id"] == r["ab"]["version_id"]),
+        "{traced:?} vs {}",
+        r["ab"]
+    );
     let rows = query(
         &db,
         "SELECT a.unit_key, v.name FROM ab_assignments a JOIN ab_variants v ON v.id = a.variant_id",
