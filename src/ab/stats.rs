@@ -73,6 +73,17 @@ pub enum Measure {
     Score,
 }
 
+impl Measure {
+    /// The name `--json` prints too.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Measure::None => "none",
+            Measure::Binary => "binary",
+            Measure::Score => "score",
+        }
+    }
+}
+
 /// One variant's line of the status.
 #[derive(Debug, Clone, Serialize)]
 pub struct VariantStatus {
@@ -364,6 +375,55 @@ fn decide(variants: &[VariantStatus], opts: &StatusOptions) -> StopDecision {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn line(variant: &str, outcomes: u64, p_best: Option<f64>) -> VariantStatus {
+        VariantStatus {
+            variant: variant.into(),
+            version: 1,
+            weight: 1.0,
+            share: 0.5,
+            requests: outcomes as i64,
+            outcomes,
+            successes: None,
+            mean: None,
+            ci_low: None,
+            ci_high: None,
+            p_best,
+        }
+    }
+
+    #[test]
+    fn the_stop_rule_needs_both_the_minimum_of_outcomes_and_a_clear_leader() {
+        let opts = StatusOptions {
+            min_outcomes: 10,
+            ..StatusOptions::default()
+        };
+        let few = decide(
+            &[line("V1", 9, Some(0.99)), line("V2", 50, Some(0.01))],
+            &opts,
+        );
+        assert!(
+            !few.stop && few.reason.contains("V1 has 9 outcome(s)"),
+            "{few:?}"
+        );
+        let close = decide(
+            &[line("V1", 10, Some(0.9)), line("V2", 10, Some(0.1))],
+            &opts,
+        );
+        assert!(
+            !close.stop && close.reason.contains("the leader, V1, has 0.900"),
+            "{close:?}"
+        );
+        let clear = decide(
+            &[line("V1", 10, Some(0.04)), line("V2", 10, Some(0.96))],
+            &opts,
+        );
+        assert!(clear.stop, "{clear:?}");
+        assert_eq!(clear.leader.as_deref(), Some("V2"));
+        assert!(
+            clear.rule.contains("at least 0.95") && clear.rule.contains("at least 10 outcomes")
+        );
+    }
 
     #[test]
     fn wilson_of_no_data_is_none_and_stays_inside_zero_one() {

@@ -285,12 +285,12 @@ fn print_test(app: &App, t: &AbTest) -> Result<ExitCode> {
 fn print_status(r: &StatusReport) {
     let num = |x: Option<f64>| x.map(|x| format!("{x:.4}")).unwrap_or_else(|| "-".into());
     println!(
-        "A/B test `{}` of program `{}` ({}, {}); outcomes: {:?}, interval: {} {}",
+        "A/B test `{}` of program `{}` ({}, {}); outcomes: {}, interval: {} {}",
         r.test.test.name,
         r.test.test.program,
         r.test.test.strategy,
         r.test.test.status,
-        r.measure,
+        r.measure.as_str(),
         r.confidence,
         r.interval.unwrap_or("-")
     );
