@@ -34,6 +34,10 @@ pub enum Error {
     /// The user's request cannot be honoured as given.
     #[error("{0}")]
     Invalid(String),
+    /// The registry refused to move an alias: the evidence gate found no
+    /// comparison, or one showing the new version worse; the text says which.
+    #[error("promotion refused: {0}")]
+    PromotionRefused(String),
     /// A language model could not be set up or called.
     #[error("language model: {0}")]
     Lm(#[from] crate::lm::LmError),

@@ -11,6 +11,7 @@
 
 pub mod ab;
 pub mod cli;
+pub mod compare;
 pub mod config;
 pub mod data;
 pub mod error;
@@ -21,6 +22,7 @@ pub mod metrics;
 pub mod optimize;
 pub mod program;
 pub mod progress;
+pub mod registry;
 pub mod store;
 pub mod tasks;
 pub mod util;

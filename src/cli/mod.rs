@@ -10,6 +10,7 @@ mod output;
 mod program;
 mod sql;
 mod trainset;
+mod versions;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -54,6 +55,13 @@ pub enum Command {
     /// Register, inspect, export (DSPy JSON) and alias program versions.
     #[command(subcommand)]
     Program(program::ProgramCommand),
+    /// Program versions: list, show, diff, promote (with an evidence gate),
+    /// roll back, alias history.
+    #[command(subcommand)]
+    Versions(versions::VersionsCommand),
+    /// Compare two versions on the same examples (paired bootstrap interval,
+    /// sign test, per-example wins); the comparison is stored.
+    Compare(versions::CompareArgs),
     /// Evaluate a program version on a trainset; every score is stored.
     Eval(eval::EvalArgs),
     /// Run a program on one input.
@@ -182,6 +190,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Trainset(c) => trainset::run(&ctx, c),
         Command::Sql(a) => sql::run(&ctx, a),
         Command::Program(c) => program::run(&ctx, c),
+        Command::Versions(c) => versions::run(&ctx, c),
+        Command::Compare(a) => runtime()?.block_on(versions::compare(&ctx, a)),
         Command::Runs(c) => optimize::runs(&ctx, c),
         Command::Cache(c) => lm::run_cache(&ctx, c),
         Command::Ab(c) => ab::run(&ctx, c),

@@ -192,6 +192,7 @@ pub fn run(app: &App, cmd: ProgramCommand) -> Result<ExitCode> {
             alias,
             version,
         } => {
+            crate::registry::validate_alias(&alias)?;
             let v = store.find_version(&program, Some(version))?;
             store.set_alias(&program, &alias, v.id, "set", None)?;
             println!("{program}@{alias} -> version {version}");

@@ -7,12 +7,14 @@
 //! store [`Writer`] (all writes, committed in groups); reads that do not
 //! depend on the job's own writes use read-only connections.
 
+pub mod compare;
 pub mod eval;
 pub mod metrics;
 pub mod optimize;
 pub mod predict;
 mod run;
 
+pub use compare::{run_compare, CompareRequest};
 pub use eval::{run_eval, EnsembleRequest, EvalReport, EvalRequest};
 pub use metrics::{score_predictions, test_metric, MetricTestReport, ScoredPredictions};
 pub use optimize::{recommend, run_optimization, OptimizeReport, OptimizeRequest, RunHooks};

@@ -306,6 +306,9 @@ pub async fn run_optimization(
     hooks: RunHooks,
 ) -> Result<OptimizeReport> {
     let started = Instant::now();
+    if let Some(alias) = &req.promote {
+        crate::registry::validate_alias(alias)?;
+    }
     let (req, resumed) = match resume {
         Some(id) => {
             let row = ctx.reader()?.run(id)?;

@@ -169,7 +169,8 @@ impl Store {
         Ok(rows)
     }
 
-    /// Points an alias at a version, recording the move in alias_history.
+    /// Points an alias at a version, recording the move in alias_history
+    /// (without a comparison; see [`Store::move_alias`]).
     pub fn set_alias(
         &mut self,
         program: &str,
@@ -178,27 +179,7 @@ impl Store {
         action: &str,
         reason: Option<&str>,
     ) -> Result<()> {
-        let program_id = self.ensure_program(program)?;
-        let tx = self.write_transaction()?;
-        let from: Option<i64> = tx
-            .query_row(
-                "SELECT version_id FROM aliases WHERE program_id = ?1 AND alias = ?2",
-                params![program_id, alias],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let at = now();
-        tx.execute(
-            "INSERT INTO aliases (program_id, alias, version_id, updated_at) VALUES (?1, ?2, ?3, ?4) \
-             ON CONFLICT (program_id, alias) DO UPDATE SET version_id = excluded.version_id, updated_at = excluded.updated_at",
-            params![program_id, alias, version_id, at],
-        )?;
-        tx.execute(
-            "INSERT INTO alias_history (program_id, alias, from_version_id, to_version_id, action, reason, at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![program_id, alias, from, version_id, action, reason, at],
-        )?;
-        tx.commit()?;
+        self.move_alias(program, alias, version_id, action, reason, None)?;
         Ok(())
     }
 

@@ -7,6 +7,7 @@ mod util;
 
 mod ab;
 
+mod cli_paths;
 mod dspy_roundtrip;
 mod foundation;
 mod jobs;
@@ -17,3 +18,4 @@ mod local_model;
 mod optimize;
 mod optimizer_units;
 mod programs;
+mod registry;

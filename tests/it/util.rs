@@ -191,3 +191,92 @@ pub fn small_trainset(dir: &Path, n: usize) -> String {
 pub fn query(db: &Path, sql: &str) -> Vec<serde_json::Value> {
     serde_json::from_str(&cli_ok(db, &["--json", "sql", sql])).expect("sql prints JSON")
 }
+
+/// Writes a copy of the bundled program whose instructions end with
+/// `marker` (so a stub LM can answer versions differently).
+pub fn program_variant(dir: &Path, marker: &str) -> PathBuf {
+    let text = std::fs::read_to_string(root().join("config/programs/skill_understanding.yaml"))
+        .expect("the bundled program");
+    let anchor = "Turn a request to create an agent skill into the skill's metadata.";
+    assert!(
+        text.contains(anchor),
+        "the bundled program's instructions changed"
+    );
+    let path = dir.join(format!("program_{marker}.yaml"));
+    std::fs::write(&path, text.replace(anchor, &format!("{anchor} {marker}."))).expect("written");
+    path
+}
+
+/// A temporary database with a trainset `small` imported, and a stub LM
+/// server answering `answer(prompt)`, configured for every role.
+pub struct StubProject {
+    pub dir: tempfile::TempDir,
+    pub db: PathBuf,
+    pub config: PathBuf,
+    pub server: StubLmServer,
+}
+
+impl StubProject {
+    pub fn new(answer: StubAnswer, trainset_size: usize) -> StubProject {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let db = dir.path().join("t.db");
+        let server = StubLmServer::start_with(answer, std::time::Duration::ZERO);
+        let config = stub_config(dir.path(), &server.url);
+        let ts = small_trainset(dir.path(), trainset_size);
+        cli_ok(&db, &["trainset", "import", &ts, "--name", "small"]);
+        StubProject {
+            dir,
+            db,
+            config,
+            server,
+        }
+    }
+
+    /// Registers one version of the bundled program per marker, in order
+    /// (versions 1, 2, ...).
+    pub fn register_variants(&self, markers: &[&str]) {
+        for marker in markers {
+            let p = program_variant(self.dir.path(), marker);
+            cli_ok(
+                &self.db,
+                &["program", "register", p.to_str().expect("utf-8 path")],
+            );
+        }
+    }
+
+    /// Runs the binary with this project's config.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        let mut all = vec!["--config", self.config.to_str().expect("utf-8 path")];
+        all.extend_from_slice(args);
+        cli(&self.db, &all)
+    }
+
+    /// Runs the binary, asserting success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "{args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs the binary with `--json`, asserting success; parses stdout.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        serde_json::from_str(&self.ok(&all)).expect("JSON output")
+    }
+
+    /// The version number an alias of any program points to.
+    pub fn alias_version(&self, alias: &str) -> i64 {
+        let rows = query(
+            &self.db,
+            &format!(
+                "SELECT v.version FROM aliases a JOIN program_versions v ON v.id = a.version_id WHERE a.alias = '{alias}'"
+            ),
+        );
+        rows[0]["version"].as_i64().expect("the alias exists")
+    }
+}
