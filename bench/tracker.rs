@@ -331,6 +331,7 @@ fn ours(a: &Args, path: &Path) -> Value {
                 cache_hit: j % 3 == 0,
                 attempts: 1,
                 error: None,
+                version_id: None,
                 request_json: request_json(written + j),
                 response_text: Some(RESPONSE.into()),
             })

@@ -9,6 +9,7 @@
 //! are what a user asks for (evaluate, optimize, predict). The `skill-fleet`
 //! binary is a thin [`cli`] over [`jobs`] and [`store`].
 
+pub mod ab;
 pub mod cli;
 pub mod compare;
 pub mod config;

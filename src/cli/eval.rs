@@ -3,7 +3,7 @@
 
 use super::{output, App};
 use crate::data::Part;
-use crate::jobs::{self, EnsembleRequest, EvalRequest, PredictRequest};
+use crate::jobs::{self, AbSelection, EnsembleRequest, EvalRequest, PredictRequest};
 use crate::program::ProgramRef;
 use crate::progress::Event;
 use anyhow::{anyhow, Context, Result};
@@ -118,6 +118,13 @@ pub struct PredictArgs {
     pub show_prompt: bool,
     #[command(flatten)]
     pub ensemble: EnsembleArgs,
+    /// Route through this A/B test: its program, at the version of the
+    /// variant it picks for --key (the assignment is stored).
+    #[arg(long, requires = "key", conflicts_with_all = ["version", "alias"])]
+    pub ab: Option<String>,
+    /// The unit (user, session) an A/B test routes by.
+    #[arg(long, requires = "ab")]
+    pub key: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -224,6 +231,7 @@ pub async fn predict(app: &App, a: PredictArgs) -> Result<ExitCode> {
         inputs,
         no_cache: a.no_cache,
         ensemble: a.ensemble.to_request(),
+        ab: a.ab.zip(a.key).map(|(test, key)| AbSelection { test, key }),
     };
     let r = jobs::predict(&app.context()?, req, a.show_prompt).await?;
     for (name, prompt) in &r.prompts {
@@ -234,8 +242,15 @@ pub async fn predict(app: &App, a: PredictArgs) -> Result<ExitCode> {
             "program": r.program, "version": r.version, "outputs": r.outputs,
             "lm_calls": r.lm_calls, "cache_hits": r.cache_hits,
             "chosen": r.chosen, "runs": r.runs, "agreement": r.agreement, "reward": r.reward,
+            "ab": r.ab,
         }))?;
     } else {
+        if let Some(ab) = &r.ab {
+            println!(
+                "ab: test {} routed key {} to variant {} (version {})",
+                ab.test, ab.key, ab.variant, ab.version
+            );
+        }
         if r.runs > 1 {
             eprintln!(
                 "[chose run {} of {}{}{}]",

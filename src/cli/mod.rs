@@ -1,6 +1,7 @@
 //! The command line: clap definitions and a few lines per command that call
 //! the library. Errors are reported here, with context, via `anyhow`.
 
+mod ab;
 mod db;
 mod eval;
 mod export;
@@ -83,6 +84,9 @@ pub enum Command {
     /// Inspect or clear the LM response cache.
     #[command(subcommand)]
     Cache(lm::CacheCommand),
+    /// A/B tests between program versions: create, route, weights, record, status, conclude.
+    #[command(subcommand)]
+    Ab(ab::AbCommand),
 }
 
 /// Default config location, relative to the working directory.
@@ -194,6 +198,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Compare(a) => runtime()?.block_on(versions::compare(&ctx, a)),
         Command::Runs(c) => optimize::runs(&ctx, c),
         Command::Cache(c) => lm::run_cache(&ctx, c),
+        Command::Ab(c) => ab::run(&ctx, c),
         Command::Eval(a) => runtime()?.block_on(eval::eval(&ctx, a)),
         Command::Predict(a) => runtime()?.block_on(eval::predict(&ctx, a)),
         Command::Metrics(c) => runtime()?.block_on(eval::metrics(&ctx, c)),

@@ -18,7 +18,7 @@ pub use compare::{run_compare, CompareRequest};
 pub use eval::{run_eval, EnsembleRequest, EvalReport, EvalRequest};
 pub use metrics::{score_predictions, test_metric, MetricTestReport, ScoredPredictions};
 pub use optimize::{recommend, run_optimization, OptimizeReport, OptimizeRequest, RunHooks};
-pub use predict::{predict, PredictReport, PredictRequest};
+pub use predict::{predict, AbSelection, PredictReport, PredictRequest};
 pub use run::ActiveRun;
 
 use crate::config::Config;

@@ -18,6 +18,17 @@ pub struct PredictRequest {
     pub inputs: Map<String, Value>,
     pub no_cache: bool,
     pub ensemble: Option<EnsembleRequest>,
+    /// Route through an A/B test instead: the test's program at the version
+    /// of the variant its routing picks for the key (the assignment is stored).
+    #[serde(default)]
+    pub ab: Option<AbSelection>,
+}
+
+/// An A/B test and the key (user, session) a request is routed by.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct AbSelection {
+    pub test: String,
+    pub key: String,
 }
 
 /// The typed outputs and how they were chosen.
@@ -34,6 +45,9 @@ pub struct PredictReport {
     pub runs: usize,
     pub agreement: Option<f64>,
     pub reward: Option<f64>,
+    /// Where the A/B test routed the request, when it went through one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ab: Option<crate::ab::Routed>,
     /// The rendered prompt of each predictor, when asked for.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub prompts: Vec<(String, String)>,
@@ -46,7 +60,13 @@ pub async fn predict(
     req: PredictRequest,
     show_prompts: bool,
 ) -> Result<PredictReport> {
-    let program = req.program.clone();
+    let (program, routed) = match &req.ab {
+        Some(sel) => {
+            let (program, routed) = route(ctx, &req.program, sel)?;
+            (program, Some(routed))
+        }
+        None => (req.program.clone(), None),
+    };
     let (spec, version) = ctx.writer.call(move |s| load_program(s, &program))?;
     ctx.writer.flush()?;
     let missing: Vec<String> = spec
@@ -84,8 +104,15 @@ pub async fn predict(
         constants,
         lm,
     }];
+    let others_empty = others.is_empty();
     members.extend(others);
-    let chosen = infer(&members, &strategy, &req.inputs, &CallContext::default()).await?;
+    // With a version ensemble one context cannot say which member's version
+    // a call ran, so only a single version's traces carry it.
+    let context = CallContext {
+        version_id: others_empty.then_some(version.id),
+        ..Default::default()
+    };
+    let chosen = infer(&members, &strategy, &req.inputs, &context).await?;
     lms.flush_traces()?;
     let pred = chosen.prediction;
     Ok(PredictReport {
@@ -99,6 +126,36 @@ pub async fn predict(
         runs: chosen.runs,
         agreement: chosen.agreement,
         reward: chosen.reward,
+        ab: routed,
         prompts,
+    })
+}
+
+/// Routes the request's key in its A/B test (storing the assignment) and
+/// names the version to run. The test picks the version, so a version or
+/// alias asked for besides is refused rather than silently ignored.
+fn route(
+    ctx: &Context,
+    asked: &ProgramRef,
+    sel: &AbSelection,
+) -> Result<(ProgramRef, crate::ab::Routed)> {
+    if asked.version.is_some() || asked.alias.is_some() {
+        return Err(Error::Invalid(format!(
+            "--ab: A/B test `{}` picks the version; drop --version/--alias",
+            sel.test
+        )));
+    }
+    let sel = sel.clone();
+    ctx.writer.call(move |s| {
+        let test = crate::ab::load(s, &sel.test)?;
+        let routed = crate::ab::route(s, &sel.test, std::slice::from_ref(&sel.key))?
+            .pop()
+            .ok_or_else(|| Error::Invalid("routing one key gave no assignment".into()))?;
+        let program = ProgramRef {
+            program: test.test.program,
+            version: Some(routed.version),
+            alias: None,
+        };
+        Ok((program, routed))
     })
 }

@@ -20,6 +20,8 @@ pub struct CallContext {
     pub candidate_id: Option<i64>,
     pub example_id: Option<i64>,
     pub predictor: Option<String>,
+    /// The program version being run, for `traces.version_id`.
+    pub version_id: Option<i64>,
 }
 
 /// A finished call.
@@ -156,6 +158,7 @@ impl LmClient {
             candidate_id: ctx.candidate_id,
             example_id: ctx.example_id,
             predictor: ctx.predictor.clone(),
+            version_id: ctx.version_id,
             role: Some(self.role.clone()),
             provider: self.model.provider().to_string(),
             model: self.model.model().to_string(),

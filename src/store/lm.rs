@@ -25,6 +25,9 @@ pub struct TraceRow {
     pub error: Option<String>,
     pub request_json: String,
     pub response_text: Option<String>,
+    /// The program version whose call this is (predictions by alias,
+    /// version or A/B test), when the caller knows it.
+    pub version_id: Option<i64>,
 }
 
 /// Cache statistics for `skill-fleet cache stats`.
@@ -100,8 +103,8 @@ pub(crate) fn insert_trace_rows(
     const HEAD: &str =
         "INSERT INTO traces (run_id, candidate_id, example_id, predictor, role, provider, model, \
          prompt_tokens, completion_tokens, cost_usd, latency_ms, cache_hit, attempts, error, \
-         request_json, response_text, at) VALUES ";
-    const COLUMNS: usize = 17;
+         request_json, response_text, version_id, at) VALUES ";
+    const COLUMNS: usize = 18;
     insert_chunked(tx, HEAD, COLUMNS, rows, |r, v| {
         trace_values(r, v);
         v.push(at);
@@ -127,6 +130,7 @@ fn trace_values<'a>(r: &'a TraceRow, out: &mut Vec<&'a dyn ToSql>) {
         &r.error,
         &r.request_json,
         &r.response_text,
+        &r.version_id,
     ]);
 }
 
@@ -158,6 +162,7 @@ mod tests {
                 cache_hit: i % 2 == 0,
                 attempts: 1,
                 error: None,
+                version_id: None,
                 request_json: format!("{{\"i\":{i}}}"),
                 response_text: Some(format!("r{i}")),
             })

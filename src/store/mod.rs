@@ -8,6 +8,7 @@
 //! [`Writer`] thread; reads that need no ordering with a job's own writes use
 //! read-only connections ([`Store::open_read_only`]).
 
+mod ab;
 mod bulk;
 mod lm;
 mod mlflow;
@@ -19,6 +20,7 @@ mod trainsets;
 mod types;
 mod writer;
 
+pub use ab::{AbOutcomeRow, AbTestRow, AbVariantRow, NewAbVariant};
 pub use lm::{CacheStats, TraceRow};
 pub use mlflow::{epoch_ms, CandidateSummary, ExportMapping, TraceTotals, TrialScore};
 pub use programs::{NewVersion, VersionRow};
@@ -26,7 +28,7 @@ pub use query::{QueryOutput, ReadOnlyQueryError};
 pub use registry::{AliasMove, ComparisonRow, VersionEvaluation};
 pub use runs::{CandidateRow, EvaluationRow, NewRun, RunRow, ScoreRow};
 pub use trainsets::{ExampleRow, SplitRow, TrainsetRow};
-pub use types::{EvalKind, RunKind, Split, Status};
+pub use types::{AbStatus, AbStrategy, EvalKind, OutcomeKind, RunKind, Split, Status};
 pub use writer::{Write, Writer, IDLE, MAX_DELAY, MAX_GROUP};
 
 use crate::error::{Error, Result};

@@ -128,6 +128,36 @@ impl From<crate::data::Part> for Split {
     }
 }
 
+text_enum!(
+    /// How an A/B test picks a variant for a request.
+    AbStrategy {
+        /// A stable hash of the test's salt, the key and each variant: the
+        /// same key always gets the same variant while the weights stand.
+        Sticky => "sticky",
+        /// A fresh weighted draw per request.
+        Random => "random",
+    }
+);
+
+text_enum!(
+    /// Where an A/B test is in its life.
+    AbStatus {
+        /// Routing requests and taking outcomes.
+        Active => "active",
+        /// Ended with a winner; routes and outcomes are refused.
+        Concluded => "concluded",
+    }
+);
+
+text_enum!(
+    /// What an A/B outcome observed: a score, or a binary success or failure.
+    OutcomeKind {
+        Score => "score",
+        Success => "success",
+        Failure => "failure",
+    }
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,6 +5,8 @@
 
 mod util;
 
+mod ab;
+
 mod cli_paths;
 mod dspy_roundtrip;
 mod foundation;

@@ -18,9 +18,20 @@ pub fn bundled_trainset() -> PathBuf {
     root().join("config/training/trainset.json")
 }
 
+/// The binary under test: `SKILL_FLEET_BIN` when set, else the one cargo
+/// built. Worktrees that share one target directory share its uplifted
+/// `target/debug/skill-fleet` too, and every cargo run there re-links its own
+/// build to that path; the override points at a worktree's own
+/// `target/debug/deps/skill_fleet-HASH` instead.
+pub fn binary() -> PathBuf {
+    std::env::var_os("SKILL_FLEET_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_skill-fleet")))
+}
+
 /// Runs `skill-fleet --db DB args...` from the repository root.
 pub fn cli(db: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_skill-fleet"))
+    Command::new(binary())
         .current_dir(root())
         .arg("--db")
         .arg(db)
