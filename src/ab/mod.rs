@@ -445,9 +445,7 @@ pub fn conclude(
     t.ensure_active()?;
     let w = t.variant(winner)?.clone();
     if let Some(alias) = promote {
-        if alias.trim().is_empty() {
-            return Err(Error::Invalid("--promote: the alias is empty".into()));
-        }
+        crate::registry::validate_alias(alias)?;
     }
     let reason = format!("A/B test `{}` concluded: winner {}", t.test.name, w.name);
     store.conclude_ab_test(&t.test, &w, promote.map(|a| (a, reason.as_str())))?;
