@@ -212,6 +212,8 @@ pub struct Config {
     /// `name: {composite: [...]}` maps rather than YAML tags.
     #[serde(with = "serde_yaml::with::singleton_map_recursive")]
     pub metrics: BTreeMap<String, crate::metrics::MetricDef>,
+    /// Style thresholds of `trainset expand`.
+    pub expand: crate::tasks::skill::expand::ExpandSettings,
 }
 
 impl Default for Config {
@@ -220,6 +222,7 @@ impl Default for Config {
             taxonomy: None,
             lm: LmConfig::default(),
             metrics: crate::metrics::default_definitions(),
+            expand: Default::default(),
         }
     }
 }

@@ -17,6 +17,19 @@ pub enum TrainsetCommand {
         #[arg(long)]
         name: Option<String>,
     },
+    /// Derive examples from existing skills: every SKILL.md with YAML
+    /// frontmatter below --skills-dir (style thresholds under `expand:` in the
+    /// config). Skipped files and dropped duplicates are listed with reasons.
+    Expand {
+        #[arg(long)]
+        skills_dir: PathBuf,
+        /// Write the examples to this JSON file.
+        #[arg(short = 'o', long = "out", required_unless_present = "import")]
+        out: Option<PathBuf>,
+        /// Store the examples as a trainset with this name.
+        #[arg(long)]
+        import: Option<String>,
+    },
     /// List stored trainsets.
     List,
     /// Show a trainset's examples.
@@ -90,29 +103,49 @@ pub fn run(app: &App, cmd: TrainsetCommand) -> Result<ExitCode> {
                     .map(|s| s.to_string_lossy().into_owned())
                     .unwrap_or_else(|| "trainset".into())
             });
-            let mut store = app.store()?;
-            let (row, created) = store
-                .import_trainset(&name, &file.display().to_string(), &ts)
-                .context("importing trainset")?;
-            if app.json {
-                output::json(&serde_json::json!({"trainset": row, "created": created}))?;
-            } else if created {
-                println!(
-                    "imported trainset #{} `{}`: {} examples, hash {}",
-                    row.id,
-                    row.name,
-                    row.n_examples,
-                    &row.content_hash[..12]
-                );
-            } else {
-                println!(
-                    "already stored as trainset #{} `{}` (same content hash {}); nothing written",
-                    row.id,
-                    row.name,
-                    &row.content_hash[..12]
-                );
+            import_and_report(app, &name, &file.display().to_string(), &ts)
+        }
+        TrainsetCommand::Expand {
+            skills_dir,
+            out,
+            import,
+        } => {
+            let config = app.config()?;
+            let found =
+                crate::tasks::skill::expand::expand(&skills_dir, &config.expand, &taxonomy)?;
+            let text = serde_json::to_string_pretty(&found.examples)?;
+            if let Some(path) = &out {
+                std::fs::write(path, &text)
+                    .with_context(|| format!("writing {}", path.display()))?;
             }
-            Ok(ExitCode::SUCCESS)
+            if app.json && import.is_none() {
+                output::json(&found)?;
+            } else {
+                eprintln!(
+                    "{} example(s) from {}; {} file(s) skipped, {} duplicate(s) dropped",
+                    found.examples.len(),
+                    skills_dir.display(),
+                    found.skipped.len(),
+                    found.duplicates.len()
+                );
+                for s in &found.skipped {
+                    eprintln!("  skipped {}: {}", s.path, s.reason);
+                }
+                for d in &found.duplicates {
+                    eprintln!(
+                        "  duplicate {} (same {} as {})",
+                        d.path, d.by, d.duplicate_of
+                    );
+                }
+            }
+            match import {
+                Some(name) => {
+                    let origin = format!("skills-dir:{}", skills_dir.display());
+                    let ts = data::load_text(&origin, &text, data::Format::Json, &taxonomy)?;
+                    import_and_report(app, &name, &origin, &ts)
+                }
+                None => Ok(ExitCode::SUCCESS),
+            }
         }
         TrainsetCommand::List => {
             let rows = app.store()?.list_trainsets()?;
@@ -265,4 +298,31 @@ fn split_parts(
         }
     }
     Ok(map)
+}
+
+/// Stores a validated trainset and says what happened.
+fn import_and_report(app: &App, name: &str, source: &str, ts: &data::Trainset) -> Result<ExitCode> {
+    let mut store = app.store()?;
+    let (row, created) = store
+        .import_trainset(name, source, ts)
+        .context("importing trainset")?;
+    if app.json {
+        output::json(&serde_json::json!({"trainset": row, "created": created}))?;
+    } else if created {
+        println!(
+            "imported trainset #{} `{}`: {} examples, hash {}",
+            row.id,
+            row.name,
+            row.n_examples,
+            &row.content_hash[..12]
+        );
+    } else {
+        println!(
+            "already stored as trainset #{} `{}` (same content hash {}); nothing written",
+            row.id,
+            row.name,
+            &row.content_hash[..12]
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -4,6 +4,7 @@
 //! composite, the label perturbations of `metrics test`, and its field names
 //! live here; the generic modules call in through the functions below.
 
+pub mod expand;
 pub mod metrics;
 pub mod perturb;
 pub mod schema;
