@@ -143,7 +143,7 @@ fn keywords(front: &serde_yaml::Value, name: &str, description: &str) -> Vec<Str
             None => counts.push((w, 1)),
         }
     }
-    counts.sort_by(|a, b| b.1.cmp(&a.1));
+    counts.sort_by_key(|c| std::cmp::Reverse(c.1));
     for (w, _) in counts {
         push(w);
     }
