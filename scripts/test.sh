@@ -8,5 +8,7 @@ export SKILL_FLEET_MODEL="$PWD/models/gemma-3-270m-q4_k_m.gguf"
 # DSPy itself, for the export round trip (tests/it/dspy_roundtrip.rs).
 SKILL_FLEET_DSPY_PYTHON="$(bash scripts/dspy_venv.sh)"
 export SKILL_FLEET_DSPY_PYTHON
+# The headless-browser check of HTML pages (reports; tests/browser/).
+export SKILL_FLEET_BROWSER_CHECK="$PWD/tests/browser/check_page.mjs"
 # One test at a time: the real-model tests each use every core.
 cargo test --all-targets -- --test-threads 1
