@@ -7,6 +7,7 @@ mod lm;
 mod optimize;
 mod output;
 mod program;
+mod report;
 mod sql;
 mod trainset;
 
@@ -71,6 +72,11 @@ pub enum Command {
     /// Inspect or clear the LM response cache.
     #[command(subcommand)]
     Cache(lm::CacheCommand),
+    /// Report on a run: Markdown, self-contained HTML, JSON or CSV.
+    Report(report::ReportArgs),
+    /// Export LM call traces (JSONL or CSV).
+    #[command(subcommand)]
+    Traces(report::TracesCommand),
 }
 
 /// Default config location, relative to the working directory.
@@ -180,6 +186,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Program(c) => program::run(&ctx, c),
         Command::Runs(c) => optimize::runs(&ctx, c),
         Command::Cache(c) => lm::run_cache(&ctx, c),
+        Command::Report(a) => report::report(&ctx, a),
+        Command::Traces(c) => report::traces(&ctx, c),
         Command::Eval(a) => runtime()?.block_on(eval::eval(&ctx, a)),
         Command::Predict(a) => runtime()?.block_on(eval::predict(&ctx, a)),
         Command::Metrics(c) => runtime()?.block_on(eval::metrics(&ctx, c)),

@@ -12,14 +12,16 @@ mod bulk;
 mod lm;
 mod programs;
 mod query;
+mod report;
 mod runs;
 mod trainsets;
 mod types;
 mod writer;
 
-pub use lm::{CacheStats, TraceRow};
+pub use lm::{CacheStats, StoredTrace, TraceFilter, TraceRow};
 pub use programs::{NewVersion, VersionRow};
 pub use query::{QueryOutput, ReadOnlyQueryError};
+pub use report::{ExampleOutcomeRow, ExampleScoreRow, LeaderboardRow, LmTotals, RoleUse};
 pub use runs::{CandidateRow, EvaluationRow, NewRun, RunRow, ScoreRow};
 pub use trainsets::{ExampleRow, SplitRow, TrainsetRow};
 pub use types::{EvalKind, RunKind, Split, Status};

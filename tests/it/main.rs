@@ -15,3 +15,4 @@ mod local_model;
 mod optimize;
 mod optimizer_units;
 mod programs;
+mod report;
