@@ -98,7 +98,13 @@ impl Redactor {
     }
 
     /// A JSON document (text) scrubbed; text that is not JSON is scrubbed as text.
+    /// A document with no secret-looking key in it (the usual trace request)
+    /// is scrubbed as text without being parsed: the text patterns never
+    /// add or remove a quote or a backslash, so it stays valid JSON.
     pub fn json_text(&self, text: &str) -> String {
+        if !may_hold_secret_key(text) {
+            return self.text(text);
+        }
         match serde_json::from_str::<Value>(text) {
             Ok(mut v) => {
                 let before = v.clone();
@@ -112,6 +118,24 @@ impl Redactor {
             Err(_) => self.text(text),
         }
     }
+}
+
+/// Whether JSON text may hold a member [`is_secret_key`] matches: each
+/// such key ends in `key`, `token` or `cookie` before its closing quote, or
+/// contains `authorization`, `password`, `secret` or `bearer`.
+fn may_hold_secret_key(text: &str) -> bool {
+    let t = text.to_ascii_lowercase();
+    [
+        "key\"",
+        "token\"",
+        "cookie\"",
+        "authorization",
+        "password",
+        "secret",
+        "bearer",
+    ]
+    .iter()
+    .any(|w| t.contains(w))
 }
 
 /// Whether an object key names a secret (`api_key`, `Authorization`,
@@ -145,7 +169,7 @@ fn patterns() -> &'static [(Regex, &'static str)] {
             (r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]{8,}", "$1 [redacted]"),
             // ?key=... / &api_key=... in URLs
             (
-                r"(?i)([?&](?:key|api_key|apikey|access_token|token)=)[^&\s\x22']+",
+                r"(?i)([?&](?:key|api_key|apikey|access_token|token)=)[^&\s\x22'\\]+",
                 "${1}[redacted]",
             ),
             // OpenAI-style keys
@@ -194,6 +218,23 @@ mod tests {
         assert!(!t.contains("s3cr3t-value-xyz"), "{t}");
         assert!(t.contains("alt=json"), "{t}");
         assert!(t.contains("a short word"), "{t}");
+    }
+
+    #[test]
+    fn json_text_without_secret_keys_is_scrubbed_as_text_and_stays_json() {
+        let r = Redactor::default();
+        let text =
+            r#"{"prompt":{"Text":"see https://h/v1?key=AIzaSecretSecretSecret\"x\" Keywords: a"}}"#;
+        let out = r.json_text(text);
+        assert!(!out.contains("AIzaSecret"), "{out}");
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert!(v["prompt"]["Text"]
+            .as_str()
+            .unwrap()
+            .ends_with("\"x\" Keywords: a"));
+        // A secret-looking key is still found by parsing.
+        let out = r.json_text(r#"{"headers":{"X-Api-Key":"abc"}}"#);
+        assert_eq!(out, r#"{"headers":{"X-Api-Key":"[redacted]"}}"#);
     }
 
     #[test]

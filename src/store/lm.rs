@@ -130,13 +130,24 @@ impl Store {
         filter: &TraceFilter,
         mut f: impl FnMut(&StoredTrace) -> Result<()>,
     ) -> Result<u64> {
-        let mut stmt = self.conn.prepare(
+        // Only the conditions given, so that `--run` uses the traces_run index.
+        let mut sql = String::from(
             "SELECT id, at, run_id, candidate_id, example_id, version_id, predictor, role, provider, model, \
              prompt_tokens, completion_tokens, cost_usd, latency_ms, cache_hit, attempts, error, \
-             request_json, response_text FROM traces \
-             WHERE (?1 IS NULL OR run_id = ?1) AND (?2 IS NULL OR at >= ?2) ORDER BY id",
-        )?;
-        let mut rows = stmt.query(rusqlite::params![filter.run_id, filter.since])?;
+             request_json, response_text FROM traces WHERE 1",
+        );
+        let mut values: Vec<&dyn rusqlite::ToSql> = Vec::new();
+        if let Some(run) = &filter.run_id {
+            sql.push_str(" AND run_id = ?");
+            values.push(run);
+        }
+        if let Some(since) = &filter.since {
+            sql.push_str(" AND at >= ?");
+            values.push(since);
+        }
+        sql.push_str(" ORDER BY id");
+        let mut stmt = self.conn.prepare(&sql)?;
+        let mut rows = stmt.query(values.as_slice())?;
         let mut n = 0u64;
         while let Some(r) = rows.next()? {
             let row = StoredTrace {
