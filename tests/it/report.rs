@@ -81,6 +81,65 @@ fn stub_optimize_run(dir: &Path, db: &Path) -> (StubLmServer, i64) {
     (server, id)
 }
 
+/// Renders run `run_id` in all four formats through the binary (files in
+/// `dir`) and checks each is whole: Markdown with its headline sections, JSON
+/// naming the run, CSV with its header and one row per compared example, and
+/// HTML that opens in headless Chromium without errors, with a drawn chart.
+/// Returns the JSON report. Used on the real-model run in `optimize.rs`.
+pub fn check_report_in_every_format(db: &Path, run_id: i64, dir: &Path) -> Value {
+    let id = run_id.to_string();
+    let md = cli_ok(db, &["report", &id, "--format", "md"]);
+    for section in [
+        "## Configuration",
+        "## Scores",
+        "## Score over trials",
+        "## LM usage",
+        "## Best program",
+    ] {
+        assert!(md.contains(section), "missing {section}:\n{md}");
+    }
+    let json = json_report(db, run_id);
+    assert_eq!(json["run"]["id"], run_id);
+    let csv_path = dir.join(format!("run{id}.csv"));
+    cli_ok(
+        db,
+        &[
+            "report",
+            &id,
+            "--format",
+            "csv",
+            "-o",
+            csv_path.to_str().unwrap(),
+        ],
+    );
+    let mut rd = csv::Reader::from_path(&csv_path).unwrap();
+    assert_eq!(rd.headers().unwrap().len(), 13);
+    let n_compared = json["comparison"]["examples"]
+        .as_array()
+        .map_or(0, Vec::len);
+    assert_eq!(rd.records().count(), n_compared);
+    let html_path = dir.join(format!("run{id}.html"));
+    cli_ok(
+        db,
+        &[
+            "report",
+            &id,
+            "--format",
+            "html",
+            "-o",
+            html_path.to_str().unwrap(),
+        ],
+    );
+    let verdict = browser_check(&html_path, &dir.join(format!("run{id}.png")));
+    assert_page_renders_cleanly(&verdict);
+    assert_eq!(
+        verdict["canvases"].as_array().unwrap().len(),
+        1,
+        "{verdict}"
+    );
+    json
+}
+
 fn json_report(db: &Path, run_id: i64) -> Value {
     serde_json::from_str(&run_ok(
         db,
@@ -286,6 +345,8 @@ fn markdown_csv_and_html_reports_have_every_section_and_escape_markup() {
         1,
         "{verdict}"
     );
+    // The all-formats check the real-model test (optimize.rs) runs, here on the stub run.
+    check_report_in_every_format(&db, id, dir.path());
 }
 
 #[test]
