@@ -11,5 +11,7 @@ export SKILL_FLEET_DSPY_PYTHON
 # An MLflow tracking server for the export tests (tests/it/mlflow_export.rs).
 SKILL_FLEET_MLFLOW_PYTHON="$(bash scripts/py_venv.sh target/mlflow-venv mlflow 3.17.2)"
 export SKILL_FLEET_MLFLOW_PYTHON
+# The headless-browser check of HTML pages (reports; tests/browser/).
+export SKILL_FLEET_BROWSER_CHECK="$PWD/tests/browser/check_page.mjs"
 # One test at a time: the real-model tests each use every core.
 cargo test --all-targets -- --test-threads 1

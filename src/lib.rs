@@ -6,7 +6,8 @@
 //! talks to language models, [`program`] renders and parses predictor calls,
 //! [`metrics`] and [`eval`] score programs, [`optimize`] improves them,
 //! [`tasks`] holds what is specific to the bundled skill task, and [`jobs`]
-//! are what a user asks for (evaluate, optimize, predict). The `skill-fleet`
+//! are what a user asks for (evaluate, optimize, predict); [`report`] turns a
+//! run into Markdown, HTML, JSON or CSV and exports traces. The `skill-fleet`
 //! binary is a thin [`cli`] over [`jobs`] and [`store`].
 
 pub mod ab;
@@ -24,6 +25,7 @@ pub mod optimize;
 pub mod program;
 pub mod progress;
 pub mod registry;
+pub mod report;
 pub mod store;
 pub mod tasks;
 pub mod util;

@@ -9,6 +9,7 @@ mod lm;
 mod optimize;
 mod output;
 mod program;
+mod report;
 mod sql;
 mod trainset;
 mod versions;
@@ -87,6 +88,11 @@ pub enum Command {
     /// A/B tests between program versions: create, route, weights, record, status, conclude.
     #[command(subcommand)]
     Ab(ab::AbCommand),
+    /// Report on a run: Markdown, self-contained HTML, JSON or CSV.
+    Report(report::ReportArgs),
+    /// Export LM call traces (JSONL or CSV).
+    #[command(subcommand)]
+    Traces(report::TracesCommand),
 }
 
 /// Default config location, relative to the working directory.
@@ -199,6 +205,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Runs(c) => optimize::runs(&ctx, c),
         Command::Cache(c) => lm::run_cache(&ctx, c),
         Command::Ab(c) => ab::run(&ctx, c),
+        Command::Report(a) => report::report(&ctx, a),
+        Command::Traces(c) => report::traces(&ctx, c),
         Command::Eval(a) => runtime()?.block_on(eval::eval(&ctx, a)),
         Command::Predict(a) => runtime()?.block_on(eval::predict(&ctx, a)),
         Command::Metrics(c) => runtime()?.block_on(eval::metrics(&ctx, c)),

@@ -298,13 +298,9 @@ fn run_params(store: &Store, run: &RunRow) -> Result<Vec<(String, String)>> {
     if let Some(o) = &run.optimizer {
         params.push(("optimizer.name".into(), o.clone()));
     }
-    for (role, provider, model) in store.run_lm_roles(run.id)? {
-        let role = if role.is_empty() {
-            "unnamed".into()
-        } else {
-            role
-        };
-        params.push((format!("lm.{role}"), format!("{provider}:{model}")));
+    for r in store.run_lm_roles(run.id)? {
+        let role = r.role.unwrap_or_else(|| "unnamed".into());
+        params.push((format!("lm.{role}"), format!("{}:{}", r.provider, r.model)));
     }
     let mut seen = std::collections::HashSet::new();
     params.retain(|(k, _)| seen.insert(k.clone()));
@@ -521,7 +517,7 @@ async fn export_run(
         export_candidates(client, store, uri, experiment_id, run, &rid).await?;
     let end_ms = run.finished_at.as_deref().map(epoch_ms).unwrap_or(0);
     if terminal {
-        let totals = store.trace_totals(run.id)?;
+        let totals = store.run_lm_totals(run.id)?;
         let mut metrics = Vec::new();
         for (k, v) in [
             ("baseline_score", run.baseline_score),
@@ -608,7 +604,9 @@ fn produced_versions(store: &Store, run: &RunRow) -> Result<Vec<(i64, crate::sto
     let Some(pid) = run.program_id else {
         return Ok(Vec::new());
     };
-    let name = store.program_name(pid)?;
+    let Some(name) = store.program_name(pid)? else {
+        return Ok(Vec::new());
+    };
     Ok(store
         .list_versions(&name)?
         .into_iter()
@@ -630,7 +628,7 @@ async fn upload_artifacts(
     let mut files: Vec<(String, Vec<u8>)> = Vec::new();
     let summary = json!({
         "run": run,
-        "trace_totals": store.trace_totals(run.id)?,
+        "trace_totals": store.run_lm_totals(run.id)?,
         "trials": store.trial_scores(run.id)?.iter().map(|t| json!({"candidate_id": t.candidate_id, "val_score": t.mean})).collect::<Vec<_>>(),
     });
     files.push((

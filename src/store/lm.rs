@@ -91,6 +91,96 @@ impl Store {
     }
 }
 
+/// One stored trace row, as `skill-fleet traces export` writes it.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct StoredTrace {
+    pub id: i64,
+    pub at: String,
+    pub run_id: Option<i64>,
+    pub candidate_id: Option<i64>,
+    pub example_id: Option<i64>,
+    pub version_id: Option<i64>,
+    pub predictor: Option<String>,
+    pub role: Option<String>,
+    pub provider: String,
+    pub model: String,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub cost_usd: f64,
+    pub latency_ms: f64,
+    pub cache_hit: bool,
+    pub attempts: i64,
+    pub error: Option<String>,
+    pub request_json: String,
+    pub response_text: Option<String>,
+}
+
+/// Which traces to read: a run's, and/or those at or after a time.
+#[derive(Debug, Clone, Default)]
+pub struct TraceFilter {
+    pub run_id: Option<i64>,
+    /// RFC 3339 UTC in the stored format (`util::now`), compared as text.
+    pub since: Option<String>,
+}
+
+impl Store {
+    /// Hands every trace matching `filter` to `f`, in id order, one row at a
+    /// time straight from the SQLite cursor: memory stays constant however
+    /// many rows there are. Stops at the first error `f` returns. Returns the
+    /// number of rows handed over.
+    pub fn for_each_trace(
+        &self,
+        filter: &TraceFilter,
+        mut f: impl FnMut(&StoredTrace) -> Result<()>,
+    ) -> Result<u64> {
+        // Only the conditions given, so that `--run` uses the traces_run index.
+        let mut sql = String::from(
+            "SELECT id, at, run_id, candidate_id, example_id, version_id, predictor, role, provider, model, \
+             prompt_tokens, completion_tokens, cost_usd, latency_ms, cache_hit, attempts, error, \
+             request_json, response_text FROM traces WHERE 1",
+        );
+        let mut values: Vec<&dyn rusqlite::ToSql> = Vec::new();
+        if let Some(run) = &filter.run_id {
+            sql.push_str(" AND run_id = ?");
+            values.push(run);
+        }
+        if let Some(since) = &filter.since {
+            sql.push_str(" AND at >= ?");
+            values.push(since);
+        }
+        sql.push_str(" ORDER BY id");
+        let mut stmt = self.conn.prepare(&sql)?;
+        let mut rows = stmt.query(values.as_slice())?;
+        let mut n = 0u64;
+        while let Some(r) = rows.next()? {
+            let row = StoredTrace {
+                id: r.get(0)?,
+                at: r.get(1)?,
+                run_id: r.get(2)?,
+                candidate_id: r.get(3)?,
+                example_id: r.get(4)?,
+                version_id: r.get(5)?,
+                predictor: r.get(6)?,
+                role: r.get(7)?,
+                provider: r.get(8)?,
+                model: r.get(9)?,
+                prompt_tokens: r.get(10)?,
+                completion_tokens: r.get(11)?,
+                cost_usd: r.get(12)?,
+                latency_ms: r.get(13)?,
+                cache_hit: r.get(14)?,
+                attempts: r.get(15)?,
+                error: r.get(16)?,
+                request_json: r.get(17)?,
+                response_text: r.get(18)?,
+            };
+            f(&row)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+}
+
 /// Inserts trace rows inside the caller's transaction, all stamped `at`
 /// (a `&String`, not a `&str`: the bound values are `&dyn ToSql`, which
 /// needs a sized value).

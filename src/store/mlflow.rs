@@ -1,6 +1,6 @@
 //! Typed queries behind the MLflow export: the export mapping
 //! (`mlflow_exports`) and the per-run figures an export sends (trial score
-//! series, trace totals, candidates with their scores).
+//! series, candidates with their scores; trace totals are `report.rs`'s).
 
 use super::Store;
 use crate::error::Result;
@@ -25,16 +25,6 @@ pub struct TrialScore {
     pub mean: f64,
     /// Milliseconds since the epoch (MLflow's metric timestamp).
     pub at_ms: i64,
-}
-
-/// LM call totals of a run, from its traces.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct TraceTotals {
-    pub calls: i64,
-    pub prompt_tokens: i64,
-    pub completion_tokens: i64,
-    pub cost_usd: f64,
-    pub cache_hits: i64,
 }
 
 /// A candidate with its best full validation score and its minibatch scores.
@@ -132,24 +122,6 @@ impl Store {
         Ok(rows)
     }
 
-    /// LM call totals of a run.
-    pub fn trace_totals(&self, run_id: i64) -> Result<TraceTotals> {
-        Ok(self.conn.query_row(
-            "SELECT COUNT(*), COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0), \
-             COALESCE(SUM(cost_usd), 0), COALESCE(SUM(cache_hit), 0) FROM traces WHERE run_id = ?1",
-            [run_id],
-            |r| {
-                Ok(TraceTotals {
-                    calls: r.get(0)?,
-                    prompt_tokens: r.get(1)?,
-                    completion_tokens: r.get(2)?,
-                    cost_usd: r.get(3)?,
-                    cache_hits: r.get(4)?,
-                })
-            },
-        )?)
-    }
-
     /// A run's candidates with their scores, oldest first.
     pub fn candidate_summaries(&self, run_id: i64) -> Result<Vec<CandidateSummary>> {
         let mut stmt = self.conn.prepare(
@@ -185,17 +157,6 @@ impl Store {
         )?;
         let rows = stmt
             .query_map([since], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
-        Ok(rows)
-    }
-
-    /// The (role, provider, model) triples a run's LM calls used.
-    pub fn run_lm_roles(&self, run_id: i64) -> Result<Vec<(String, String, String)>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT DISTINCT COALESCE(role, ''), provider, model FROM traces WHERE run_id = ?1 ORDER BY 1, 2, 3",
-        )?;
-        let rows = stmt
-            .query_map([run_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
             .collect::<rusqlite::Result<_>>()?;
         Ok(rows)
     }

@@ -67,19 +67,6 @@ impl Store {
             })?)
     }
 
-    /// The name of program `id`.
-    pub fn program_name(&self, id: i64) -> Result<String> {
-        self.conn
-            .query_row("SELECT name FROM programs WHERE id = ?1", [id], |r| {
-                r.get(0)
-            })
-            .optional()?
-            .ok_or_else(|| Error::NotFound {
-                kind: "program",
-                name: format!("id {id}"),
-            })
-    }
-
     /// Stores a spec as a version of `program`; identical content returns the
     /// existing version (content-addressed). Returns (version, created).
     pub fn save_version(

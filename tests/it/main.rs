@@ -21,3 +21,4 @@ mod optimize;
 mod optimizer_units;
 mod programs;
 mod registry;
+mod report;

@@ -198,6 +198,14 @@ fn same_seed_with_warm_cache_reproduces_candidates_and_scores() {
     );
     assert_eq!(misses[0]["n"], 0);
     assert!(second["cache_hits"].as_i64().unwrap() > 0);
+    // The report of a finished real-model run renders in every format (issue 16).
+    let report = crate::report::check_report_in_every_format(
+        &db,
+        first["run_id"].as_i64().unwrap(),
+        dir.path(),
+    );
+    assert_eq!(report["scores"]["best_test"], first["optimized_test"]);
+    assert_eq!(report["lm"]["calls"], first["lm_calls"]);
     // The optimized program is registered once (content-addressed): the
     // version the first run registered is the one the second run reports,
     // and it names the first run and its best candidate.

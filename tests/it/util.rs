@@ -280,3 +280,50 @@ impl StubProject {
         rows[0]["version"].as_i64().expect("the alias exists")
     }
 }
+
+/// Opens a page (an HTML file or a URL) in headless Chromium through the
+/// browser check (`tests/browser/check_page.mjs`, or `SKILL_FLEET_BROWSER_CHECK`;
+/// `bash scripts/setup.sh` installs Chromium and playwright-core), writing a
+/// screenshot to `screenshot`, and returns its JSON verdict: `console_errors`,
+/// `page_errors`, `failed_requests`, `canvases` (each with `drawn_pixels`),
+/// `screenshot_blank`.
+pub fn browser_check(page: &Path, screenshot: &Path) -> serde_json::Value {
+    let script = std::env::var_os("SKILL_FLEET_BROWSER_CHECK")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("tests/browser/check_page.mjs"));
+    assert!(
+        script
+            .parent()
+            .is_some_and(|d| d.join("node_modules/playwright-core").exists()),
+        "the browser check is not installed: run `bash scripts/setup.sh` (npm ci in tests/browser)"
+    );
+    let out = Command::new("node")
+        .arg(&script)
+        .arg(page)
+        .arg(screenshot)
+        .output()
+        .expect("node runs (bash scripts/setup.sh installs it)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the browser check failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.trim()).expect("the browser check prints JSON")
+}
+
+/// Asserts a browser check verdict: no console or page errors, no failed
+/// requests, every canvas drew something, and the screenshot is not blank.
+pub fn assert_page_renders_cleanly(verdict: &serde_json::Value) {
+    for k in ["console_errors", "page_errors", "failed_requests"] {
+        assert_eq!(verdict[k], serde_json::json!([]), "{k}: {verdict}");
+    }
+    assert_eq!(verdict["screenshot_blank"], false, "{verdict}");
+    let canvases = verdict["canvases"].as_array().expect("a canvas list");
+    for c in canvases {
+        assert!(
+            c["drawn_pixels"].as_u64().unwrap_or(0) > 0,
+            "empty canvas: {verdict}"
+        );
+    }
+}
