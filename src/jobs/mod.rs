@@ -17,7 +17,9 @@ mod run;
 pub use compare::{run_compare, CompareRequest};
 pub use eval::{run_eval, EnsembleRequest, EvalReport, EvalRequest};
 pub use metrics::{score_predictions, test_metric, MetricTestReport, ScoredPredictions};
-pub use optimize::{recommend, run_optimization, OptimizeReport, OptimizeRequest, RunHooks};
+pub use optimize::{
+    recommend, run_optimization, OptimizeParams, OptimizeReport, OptimizeRequest, RunHooks,
+};
 pub use predict::{predict, PredictReport, PredictRequest};
 pub use run::ActiveRun;
 
