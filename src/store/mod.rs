@@ -9,6 +9,7 @@
 //! read-only connections ([`Store::open_read_only`]).
 
 mod bulk;
+mod jobs;
 mod lm;
 mod programs;
 mod query;
@@ -18,8 +19,9 @@ mod trainsets;
 mod types;
 mod writer;
 
+pub use jobs::{JobEnd, JobRow};
 pub use lm::{CacheStats, TraceRow};
-pub use programs::{NewVersion, VersionRow};
+pub use programs::{NewVersion, ProgramSummary, VersionRow};
 pub use query::{QueryOutput, ReadOnlyQueryError};
 pub use registry::{AliasMove, ComparisonRow, VersionEvaluation};
 pub use runs::{CandidateRow, EvaluationRow, NewRun, RunRow, ScoreRow};
