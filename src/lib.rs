@@ -22,6 +22,7 @@ pub mod optimize;
 pub mod program;
 pub mod progress;
 pub mod registry;
+pub mod server;
 pub mod store;
 pub mod tasks;
 pub mod util;

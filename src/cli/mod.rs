@@ -7,6 +7,7 @@ mod lm;
 mod optimize;
 mod output;
 mod program;
+mod serve;
 mod sql;
 mod trainset;
 mod versions;
@@ -79,6 +80,8 @@ pub enum Command {
     /// Inspect or clear the LM response cache.
     #[command(subcommand)]
     Cache(lm::CacheCommand),
+    /// Serve the HTTP API (optimization jobs, registry, predict, metrics).
+    Serve(serve::ServeArgs),
 }
 
 /// Default config location, relative to the working directory.
@@ -195,6 +198,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Metrics(c) => runtime()?.block_on(eval::metrics(&ctx, c)),
         Command::Optimize(a) => runtime()?.block_on(optimize::optimize(&ctx, *a)),
         Command::Lm(c) => runtime()?.block_on(lm::run(&ctx, c)),
+        Command::Serve(a) => runtime()?.block_on(serve::run(&ctx, a)),
     }
 }
 
