@@ -17,3 +17,4 @@ mod optimize;
 mod optimizer_units;
 mod programs;
 mod registry;
+mod serve;
