@@ -1,7 +1,7 @@
 //! Jobs: the things a user asks for — evaluate, optimize, predict, score
 //! predictions made elsewhere, test a metric — each a typed request in and a
-//! report out, with progress through a callback. The CLI (and, once it exists,
-//! the HTTP server) only translate their arguments into these requests.
+//! report out, with progress through a callback. The CLI and the HTTP server
+//! (`crate::server`) only translate their arguments into these requests.
 //!
 //! Every job works on a [`Context`]: the configuration and the process's one
 //! store [`Writer`] (all writes, committed in groups); reads that do not

@@ -158,3 +158,45 @@ pub fn panic_response(payload: Box<dyn std::any::Any + Send + 'static>) -> Respo
 
 /// Result of a handler.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body_json(resp: Response) -> serde_json::Value {
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_panic_is_a_json_500_with_its_message() {
+        let resp = panic_response(Box::new("boom".to_string()));
+        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = body_json(resp).await;
+        assert!(body["error"].as_str().unwrap().contains("boom"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn library_errors_get_their_status() {
+        let cases = [
+            (
+                Error::NotFound {
+                    kind: "job",
+                    name: "7".into(),
+                },
+                404,
+            ),
+            (Error::PromotionRefused("worse".into()), 409),
+            (Error::Conflict("ended".into()), 409),
+            (Error::Invalid("bad".into()), 422),
+        ];
+        for (e, status) in cases {
+            let text = e.to_string();
+            let resp = ApiError::from(e).into_response();
+            assert_eq!(resp.status().as_u16(), status, "{text}");
+            assert_eq!(body_json(resp).await["error"], text);
+        }
+    }
+}

@@ -102,6 +102,8 @@ pub struct JobManager {
     ctx: Context,
     max_jobs: usize,
     state: Mutex<State>,
+    /// Set on shutdown: nothing more starts.
+    stopping: AtomicBool,
 }
 
 impl JobManager {
@@ -117,6 +119,7 @@ impl JobManager {
             ctx,
             max_jobs: max_jobs.max(1),
             state: Mutex::new(State::default()),
+            stopping: AtomicBool::new(false),
         });
         {
             let mut st = manager.lock();
@@ -246,9 +249,30 @@ impl JobManager {
         (st.queue.len(), st.running)
     }
 
+    /// On shutdown: stops every running job after its current step (stored
+    /// `interrupted`, so resumable) and starts no more; waits up to
+    /// `patience` for them to store how they ended.
+    pub fn shutdown(&self, patience: std::time::Duration) {
+        self.stopping.store(true, Ordering::SeqCst);
+        {
+            let mut st = self.lock();
+            st.queue.clear();
+            for live in st.live.values().filter(|l| l.running) {
+                live.interrupted.store(true, Ordering::SeqCst);
+            }
+        }
+        let deadline = std::time::Instant::now() + patience;
+        while self.lock().running > 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
     /// Starts queued jobs while there are free slots.
     fn schedule(self: &Arc<Self>) {
         let mut st = self.lock();
+        if self.stopping.load(Ordering::SeqCst) {
+            return;
+        }
         while st.running < self.max_jobs {
             let Some(id) = st.queue.pop_front() else {
                 break;

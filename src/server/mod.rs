@@ -125,7 +125,7 @@ pub async fn serve(
     let jobs = jobs::JobManager::start(ctx.clone(), opts.max_jobs)?;
     let state = AppState {
         ctx,
-        jobs,
+        jobs: jobs.clone(),
         metrics: metrics::Metrics::new(),
         data_dir: Arc::new(data_dir),
         openapi: Arc::new(OnceLock::new()),
@@ -139,9 +139,17 @@ pub async fn serve(
         .local_addr()
         .map_err(|e| Error::io(addr.to_string(), e))?;
     on_bound(bound);
+    let stopping = jobs.clone();
     axum::serve(listener, app)
-        .with_graceful_shutdown(async {
+        .with_graceful_shutdown(async move {
             let _ = tokio::signal::ctrl_c().await;
+            eprintln!("shutting down: running jobs stop after their current step (resumable)");
+            // Jobs end first, so their event streams close and the
+            // connections drain.
+            let _ = tokio::task::spawn_blocking(move || {
+                stopping.shutdown(std::time::Duration::from_secs(30))
+            })
+            .await;
         })
         .await
         .map_err(|e| Error::io(bound.to_string(), e))
