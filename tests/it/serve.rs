@@ -392,6 +392,45 @@ fn serve_killed_mid_job_shows_it_interrupted_and_resumes_to_completed() {
 }
 
 #[test]
+fn serve_ctrl_c_stops_running_jobs_resumably_and_exits() {
+    let p = Project::new(150);
+    let mut server = p.serve(&[]);
+    let id = server.start_job(&job("bootstrap"));
+    server.wait_for(id, "some progress", |s| {
+        s["status"] == "running" && s["progress"].as_f64().is_some_and(|f| f > 0.0)
+    });
+    // SAFETY: sends a signal to our own child process.
+    unsafe {
+        libc::kill(server.child.id() as libc::pid_t, libc::SIGINT);
+    }
+    let started = Instant::now();
+    let status = loop {
+        if let Some(s) = server.child.try_wait().expect("waitable") {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the server did not exit"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+    // The job stored how it ended before the process exited: interrupted
+    // by the shutdown itself, not found orphaned by the next start.
+    let rows = query(
+        &p.db,
+        &format!("SELECT status, message FROM jobs WHERE id = {id}"),
+    );
+    assert_eq!(rows[0]["status"], "interrupted", "{rows:?}");
+    assert!(
+        rows[0]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("stopped")),
+        "{rows:?}"
+    );
+}
+
+#[test]
 fn serve_refuses_trainset_paths_outside_the_data_dir() {
     let p = Project::new(0);
     // A valid trainset outside the data dir, and a link to it inside.
@@ -507,6 +546,21 @@ fn serve_answers_422_naming_an_unknown_field_or_an_out_of_range_value() {
             "the error names `{field}`: {v}"
         );
     }
+    // A stored trainset that does not exist, and two trainsets at once.
+    let mut body = job("labeled");
+    body.as_object_mut()
+        .expect("an object")
+        .remove("trainset_file");
+    body["trainset_id"] = json!("nope");
+    assert_eq!(
+        server.post("/api/v1/optimization/start", &body).status(),
+        404
+    );
+    body["trainset_file"] = json!("small.json");
+    assert_eq!(
+        server.post("/api/v1/optimization/start", &body).status(),
+        422
+    );
     // Not JSON at all, and too large.
     let r = server
         .client
