@@ -52,15 +52,20 @@ fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// Resolves `requested` (relative to `data_dir`, which must be canonical)
+/// Resolves `requested`, the value of request field `field` (relative to
+/// `data_dir`, which must be canonical)
 /// to a file inside it. Absolute paths, `..`, percent-encoded forms of
 /// either, and symlinks leading outside are refused before anything is
 /// opened: the path is canonicalized (which resolves every link) and must
 /// still lie under the data dir.
-pub fn resolve_in_data_dir(data_dir: &Path, requested: &str) -> Result<PathBuf, ApiError> {
+pub fn resolve_in_data_dir(
+    data_dir: &Path,
+    field: &str,
+    requested: &str,
+) -> Result<PathBuf, ApiError> {
     let refuse = |why: &str| {
         ApiError::bad_request(format!(
-            "trainset_file `{requested}`: {why}; give a path relative to the server's data directory"
+            "{field} `{requested}`: {why}; give a path relative to the server's data directory"
         ))
     };
     if requested.is_empty() || requested.contains('\0') {
@@ -154,11 +159,11 @@ mod tests {
             "..",
             "%zz",
         ] {
-            let e = resolve_in_data_dir(&data, bad).unwrap_err();
+            let e = resolve_in_data_dir(&data, "trainset_file", bad).unwrap_err();
             assert_eq!(e.status, StatusCode::BAD_REQUEST, "{bad}");
         }
         assert_eq!(
-            resolve_in_data_dir(&data, "ok.json").unwrap(),
+            resolve_in_data_dir(&data, "trainset_file", "ok.json").unwrap(),
             data.join("ok.json")
         );
     }

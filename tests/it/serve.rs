@@ -466,9 +466,14 @@ fn serve_refuses_trainset_paths_outside_the_data_dir() {
     // A program path is held to the same rule.
     let mut body = job("labeled");
     body["program"] = json!("../../etc/passwd.yaml");
-    assert_eq!(
-        server.post("/api/v1/optimization/start", &body).status(),
-        400
+    let r = server.post("/api/v1/optimization/start", &body);
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().expect("a JSON error");
+    assert!(
+        v["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("program")),
+        "{v}"
     );
 }
 

@@ -55,9 +55,7 @@ pub fn checked_program(st: &AppState, program: &str) -> ApiResult<String> {
     if !looks_like_path {
         return Ok(program.to_string());
     }
-    resolve_in_data_dir(&st.data_dir, program)
-        .map(|p| p.to_string_lossy().into_owned())
-        .map_err(|e| ApiError::bad_request(e.message.replacen("trainset_file", "program", 1)))
+    resolve_in_data_dir(&st.data_dir, "program", program).map(|p| p.to_string_lossy().into_owned())
 }
 
 /// `GET /health`.

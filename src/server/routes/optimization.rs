@@ -150,7 +150,7 @@ pub async fn start(
 ) -> ApiResult<(StatusCode, Json<StartResponse>)> {
     body.check_ranges()?;
     let trainset = match (&body.trainset_file, &body.trainset_id) {
-        (Some(file), None) => resolve_in_data_dir(&st.data_dir, file)?
+        (Some(file), None) => resolve_in_data_dir(&st.data_dir, "trainset_file", file)?
             .to_string_lossy()
             .into_owned(),
         (None, Some(key)) => {
