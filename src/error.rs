@@ -34,6 +34,10 @@ pub enum Error {
     /// The user's request cannot be honoured as given.
     #[error("{0}")]
     Invalid(String),
+    /// The request conflicts with the state of what it names (cancelling a
+    /// job that has already ended, resuming one that is not interrupted).
+    #[error("{0}")]
+    Conflict(String),
     /// The registry refused to move an alias: the evidence gate found no
     /// comparison, or one showing the new version worse; the text says which.
     #[error("promotion refused: {0}")]

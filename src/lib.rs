@@ -26,6 +26,7 @@ pub mod program;
 pub mod progress;
 pub mod registry;
 pub mod report;
+pub mod server;
 pub mod store;
 pub mod tasks;
 pub mod util;

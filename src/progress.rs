@@ -1,5 +1,6 @@
 //! Progress events a job reports while it works: what the CLI's progress bar
-//! shows now, and what the HTTP server's event stream will send.
+//! shows, and what the HTTP server's event stream (`/status/{job_id}/events`)
+//! sends.
 
 use crate::store::{EvalKind, Split};
 use std::sync::Arc;

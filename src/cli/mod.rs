@@ -10,6 +10,7 @@ mod optimize;
 mod output;
 mod program;
 mod report;
+mod serve;
 mod sql;
 mod trainset;
 mod versions;
@@ -93,6 +94,8 @@ pub enum Command {
     /// Export LM call traces (JSONL or CSV).
     #[command(subcommand)]
     Traces(report::TracesCommand),
+    /// Serve the HTTP API (optimization jobs, registry, predict, metrics).
+    Serve(serve::ServeArgs),
 }
 
 /// Default config location, relative to the working directory.
@@ -213,6 +216,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Optimize(a) => runtime()?.block_on(optimize::optimize(&ctx, *a)),
         Command::Export(c) => runtime()?.block_on(export::run(&ctx, c)),
         Command::Lm(c) => runtime()?.block_on(lm::run(&ctx, c)),
+        Command::Serve(a) => runtime()?.block_on(serve::run(&ctx, a)),
     }
 }
 

@@ -4,10 +4,9 @@
 use super::eval::ProgramArgs;
 use super::{output, App};
 use crate::data::SplitFractions;
-use crate::jobs::optimize::auto_select;
-use crate::jobs::{run_optimization, OptimizeRequest, RunHooks};
+use crate::jobs::{run_optimization, OptimizeParams, RunHooks};
 use crate::lm::budget::BudgetLimits;
-use crate::optimize::{Auto, OptimizerConfig, Overrides};
+use crate::optimize::{Auto, Overrides};
 use crate::progress::Event;
 use crate::store::Status;
 use anyhow::{anyhow, Result};
@@ -97,7 +96,8 @@ pub enum RunsCommand {
 
 pub async fn optimize(app: &App, a: OptimizeArgs) -> Result<ExitCode> {
     let ctx = app.context()?;
-    let overrides = Overrides {
+    let mut params = OptimizeParams::new(a.program.to_ref(), &a.trainset, &a.optimizer);
+    params.overrides = Overrides {
         auto: a
             .auto
             .as_deref()
@@ -113,24 +113,14 @@ pub async fn optimize(app: &App, a: OptimizeArgs) -> Result<ExitCode> {
         num_trials: a.num_trials,
         max_metric_calls: a.max_metric_calls,
     };
-    let limits = BudgetLimits {
+    params.auto_select = a.auto_select;
+    let req = &mut params.request;
+    req.limits = BudgetLimits {
         max_calls: a.max_calls,
         max_tokens: a.max_tokens,
         max_cost_usd: a.max_cost,
     };
-    let optimizer = if a.auto_select {
-        let (config, why) = auto_select(&ctx, &a.trainset, &limits, a.max_minutes, &overrides)?;
-        eprintln!("auto-select: {} — {why}", config.name());
-        config
-    } else {
-        let mut config = OptimizerConfig::parse(&a.optimizer)?;
-        config.apply(&overrides)?;
-        config
-    };
-    let mut req = OptimizeRequest::new(&a.program.program, &a.trainset, optimizer);
-    req.program = a.program.to_ref();
     req.seed = a.seed;
-    req.limits = limits;
     req.max_minutes = a.max_minutes;
     req.threads = a.threads;
     req.metric = a.metric;
@@ -140,7 +130,10 @@ pub async fn optimize(app: &App, a: OptimizeArgs) -> Result<ExitCode> {
         train: a.train_frac,
         val: a.val_frac,
     };
-    req.split.validate()?;
+    let (req, why) = params.into_request(&ctx)?;
+    if let Some(why) = why {
+        eprintln!("auto-select: {} — {why}", req.optimizer.name());
+    }
 
     let interrupted = Arc::new(AtomicBool::new(false));
     {

@@ -1,7 +1,7 @@
 //! Jobs: the things a user asks for — evaluate, optimize, predict, score
 //! predictions made elsewhere, test a metric — each a typed request in and a
-//! report out, with progress through a callback. The CLI (and, once it exists,
-//! the HTTP server) only translate their arguments into these requests.
+//! report out, with progress through a callback. The CLI and the HTTP server
+//! (`crate::server`) only translate their arguments into these requests.
 //!
 //! Every job works on a [`Context`]: the configuration and the process's one
 //! store [`Writer`] (all writes, committed in groups); reads that do not
@@ -17,7 +17,9 @@ mod run;
 pub use compare::{run_compare, CompareRequest};
 pub use eval::{run_eval, EnsembleRequest, EvalReport, EvalRequest};
 pub use metrics::{score_predictions, test_metric, MetricTestReport, ScoredPredictions};
-pub use optimize::{recommend, run_optimization, OptimizeReport, OptimizeRequest, RunHooks};
+pub use optimize::{
+    recommend, run_optimization, OptimizeParams, OptimizeReport, OptimizeRequest, RunHooks,
+};
 pub use predict::{predict, AbSelection, PredictReport, PredictRequest};
 pub use run::ActiveRun;
 

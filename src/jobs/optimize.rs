@@ -54,6 +54,64 @@ impl OptimizeRequest {
     }
 }
 
+/// What a user gives to start an optimization (the CLI's flags, the HTTP
+/// API's body) before it becomes an [`OptimizeRequest`]: the optimizer by
+/// name, or picked by `auto_select`, with settings over its defaults; every
+/// other setting is already in `request`. Both front ends go through
+/// [`OptimizeParams::into_request`], so a flag and a JSON field mean the
+/// same thing.
+#[derive(Debug, Clone)]
+pub struct OptimizeParams {
+    /// The request; its `optimizer` is replaced by the one chosen here.
+    pub request: OptimizeRequest,
+    pub optimizer: String,
+    pub auto_select: bool,
+    pub overrides: Overrides,
+}
+
+impl OptimizeParams {
+    /// Parameters with our defaults (those of [`OptimizeRequest::new`]).
+    pub fn new(program: ProgramRef, trainset: &str, optimizer: &str) -> Self {
+        let mut request = OptimizeRequest::new(
+            &program.program,
+            trainset,
+            OptimizerConfig::Bootstrap(Default::default()),
+        );
+        request.program = program;
+        OptimizeParams {
+            request,
+            optimizer: optimizer.to_string(),
+            auto_select: false,
+            overrides: Overrides::default(),
+        }
+    }
+
+    /// The request, checked (optimizer settings, split fractions, alias);
+    /// with `auto_select`, also the reason the optimizer was chosen.
+    pub fn into_request(self, ctx: &Context) -> Result<(OptimizeRequest, Option<String>)> {
+        let mut req = self.request;
+        let why = if self.auto_select {
+            let (config, why) = auto_select(
+                ctx,
+                &req.trainset,
+                &req.limits,
+                req.max_minutes,
+                &self.overrides,
+            )?;
+            req.optimizer = config;
+            Some(why)
+        } else {
+            req.optimizer = OptimizerConfig::with_overrides(&self.optimizer, &self.overrides)?;
+            None
+        };
+        req.split.validate()?;
+        if let Some(alias) = &req.promote {
+            crate::registry::validate_alias(alias)?;
+        }
+        Ok((req, why))
+    }
+}
+
 /// The stored request as read back: today's form, with `optimizer` a tagged
 /// config, or the flat form of runs stored before optimizers had their own
 /// configs (`"optimizer": "miprov2"` beside `auto`, `fewshot`,

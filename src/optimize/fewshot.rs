@@ -18,13 +18,20 @@ use std::collections::BTreeMap;
 
 /// Demo-count settings (DSPy defaults: 4 bootstrapped, 16 labeled, 1 round,
 /// and our 0.9 threshold for a teacher trace to count as passing).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct FewShotSettings {
+    /// Teacher traces kept as demos per predictor.
+    #[schema(minimum = 0, maximum = 64)]
     pub max_bootstrapped_demos: usize,
+    /// Labeled examples added as demos per predictor.
+    #[schema(minimum = 0, maximum = 256)]
     pub max_labeled_demos: usize,
+    /// Passes over the train set while bootstrapping.
+    #[schema(minimum = 1, maximum = 10)]
     pub max_rounds: usize,
     /// Minimum metric score for a teacher trace to become a demo.
+    #[schema(minimum = 0.0, maximum = 1.0)]
     pub metric_threshold: f64,
 }
 
@@ -40,9 +47,11 @@ impl Default for FewShotSettings {
 }
 
 /// LabeledFewShot: `k` demos sampled from train (DSPy default 16).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct LabeledFewShot {
+    /// Labeled demos sampled per predictor (`max_labeled_demos` in requests).
+    #[schema(minimum = 0, maximum = 256)]
     pub k: usize,
 }
 
@@ -53,18 +62,21 @@ impl Default for LabeledFewShot {
 }
 
 /// BootstrapFewShot: one bootstrapped program.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct BootstrapFewShot {
+    #[schema(inline)]
     pub fewshot: FewShotSettings,
 }
 
 /// Random search over demo sets (DSPy's BootstrapFewShotWithRandomSearch).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct RandomSearch {
+    #[schema(inline)]
     pub fewshot: FewShotSettings,
     /// Seeded bootstrapped candidates after the three fixed ones (DSPy default 16).
+    #[schema(minimum = 0, maximum = 1000)]
     pub num_candidates: usize,
 }
 

@@ -22,14 +22,21 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 /// GEPA with its settings.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct Gepa {
+    #[schema(inline)]
     pub auto: Auto,
     /// Budget in example evaluations (metric calls); derived from `auto` when None.
+    #[schema(minimum = 1, maximum = 1000000)]
     pub max_metric_calls: Option<usize>,
+    /// Examples per reflection minibatch.
+    #[schema(minimum = 1)]
     pub minibatch_size: usize,
+    /// Whether to merge candidates from different lineages.
     pub use_merge: bool,
+    /// Merges at most.
+    #[schema(minimum = 0)]
     pub max_merges: usize,
 }
 

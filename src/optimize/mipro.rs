@@ -16,7 +16,9 @@ use rand_chacha::ChaCha8Rng;
 use std::collections::HashMap;
 
 /// Light / medium / heavy presets (DSPy: 6/12/18 candidates, val 100/300/1000).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Auto {
     Light,
@@ -55,14 +57,21 @@ impl Auto {
 }
 
 /// MIPROv2 with its settings.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct Miprov2 {
+    #[schema(inline)]
     pub auto: Auto,
+    #[schema(inline)]
     pub fewshot: FewShotSettings,
+    /// Validation examples per minibatch trial.
+    #[schema(minimum = 1)]
     pub minibatch_size: usize,
+    /// A full validation evaluation every this many trials.
+    #[schema(minimum = 1)]
     pub full_eval_steps: usize,
     /// Overrides the trial-count formula.
+    #[schema(minimum = 1, maximum = 10000)]
     pub num_trials: Option<usize>,
 }
 

@@ -48,6 +48,20 @@ pub enum OptimizerConfig {
     Gepa(Gepa),
 }
 
+/// One optimizer described for API clients (`GET /api/v1/optimization/optimizers`).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct OptimizerInfo {
+    /// The name to start it with.
+    pub name: String,
+    pub description: String,
+    /// JSON schema of its settings: each parameter's type, range and meaning.
+    #[schema(value_type = Object)]
+    pub parameters: serde_json::Value,
+    /// Its default settings.
+    #[schema(value_type = Object)]
+    pub defaults: serde_json::Value,
+}
+
 /// Settings given on the command line or in an API request, applied over an
 /// optimizer's defaults. A setting the chosen optimizer does not have is an
 /// error, never silently ignored.
@@ -101,6 +115,44 @@ impl OptimizerConfig {
             )))
             }
         })
+    }
+
+    /// The optimizer called `name` with `overrides` applied over its
+    /// defaults: what a command line or an API request asks for.
+    pub fn with_overrides(name: &str, overrides: &Overrides) -> Result<Self> {
+        let mut config = Self::parse(name)?;
+        config.apply(overrides)?;
+        Ok(config)
+    }
+
+    /// Every optimizer's settings as data: types, ranges and descriptions
+    /// from the settings structs' JSON schemas, defaults from their
+    /// `Default`, so the API's description cannot drift from the code.
+    pub fn describe_all() -> Result<Vec<OptimizerInfo>> {
+        use utoipa::PartialSchema;
+        Self::ALL
+            .iter()
+            .map(|(name, description)| {
+                let config = Self::parse(name)?;
+                let schema = match &config {
+                    Self::Labeled(_) => LabeledFewShot::schema(),
+                    Self::Bootstrap(_) => BootstrapFewShot::schema(),
+                    Self::RandomSearch(_) => RandomSearch::schema(),
+                    Self::Miprov2(_) => Miprov2::schema(),
+                    Self::Gepa(_) => Gepa::schema(),
+                };
+                let mut defaults = serde_json::to_value(&config)?;
+                if let Some(map) = defaults.as_object_mut() {
+                    map.remove("kind");
+                }
+                Ok(OptimizerInfo {
+                    name: name.to_string(),
+                    description: description.to_string(),
+                    parameters: serde_json::to_value(schema)?,
+                    defaults,
+                })
+            })
+            .collect()
     }
 
     /// The optimizer as a trait object.

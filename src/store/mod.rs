@@ -10,6 +10,7 @@
 
 mod ab;
 mod bulk;
+mod jobs;
 mod lm;
 mod mlflow;
 mod programs;
@@ -22,9 +23,10 @@ mod types;
 mod writer;
 
 pub use ab::{AbOutcomeRow, AbTestRow, AbVariantRow, NewAbVariant};
+pub use jobs::{JobEnd, JobRow};
 pub use lm::{CacheStats, StoredTrace, TraceFilter, TraceRow};
 pub use mlflow::{epoch_ms, CandidateSummary, ExportMapping, TrialScore};
-pub use programs::{NewVersion, VersionRow};
+pub use programs::{NewVersion, ProgramSummary, VersionRow};
 pub use query::{QueryOutput, ReadOnlyQueryError};
 pub use registry::{AliasMove, ComparisonRow, VersionEvaluation};
 pub use report::{ExampleOutcomeRow, ExampleScoreRow, LeaderboardRow, LmTotals, RoleUse};

@@ -195,3 +195,33 @@ impl Store {
         Ok(rows)
     }
 }
+
+/// A registered program with its number of versions and newest version.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ProgramSummary {
+    pub id: i64,
+    pub name: String,
+    pub versions: i64,
+    pub latest_version: Option<i64>,
+}
+
+impl Store {
+    /// Every registered program, by name.
+    pub fn list_programs(&self) -> Result<Vec<ProgramSummary>> {
+        let mut stmt = self.conn().prepare(
+            "SELECT p.id, p.name, COUNT(v.id), MAX(v.version) FROM programs p \
+             LEFT JOIN program_versions v ON v.program_id = p.id GROUP BY p.id ORDER BY p.name",
+        )?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(ProgramSummary {
+                    id: r.get(0)?,
+                    name: r.get(1)?,
+                    versions: r.get(2)?,
+                    latest_version: r.get(3)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(rows)
+    }
+}

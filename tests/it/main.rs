@@ -22,3 +22,4 @@ mod optimizer_units;
 mod programs;
 mod registry;
 mod report;
+mod serve;

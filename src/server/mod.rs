@@ -1,0 +1,156 @@
+//! `skill-fleet serve`: the HTTP API. This module builds the router from the
+//! route modules (`routes/`), with the OpenAPI document generated from the
+//! same route definitions (utoipa-axum), so the two cannot drift; the
+//! layers every request passes (body limit, panic → JSON 500, latency
+//! metrics, bearer token on `/api`); and [`serve`], which binds and runs.
+//!
+//! Handlers only translate HTTP into calls of `jobs`, `registry` and
+//! `store`; background optimizations belong to [`jobs::JobManager`].
+
+pub mod error;
+pub mod jobs;
+pub mod metrics;
+pub mod routes;
+pub mod security;
+
+use crate::error::{Error, Result};
+use crate::jobs::Context;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{Method, StatusCode, Uri};
+use axum::middleware::from_fn_with_state;
+use axum::Router;
+use error::ApiError;
+use routes::{optimization, predict, registry, runs, AppState};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use tower_http::catch_panic::CatchPanicLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// Request bodies larger than this are refused (413).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// How to serve.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub host: IpAddr,
+    pub port: u16,
+    /// Files named in requests (`trainset_file`) must lie inside it.
+    pub data_dir: PathBuf,
+    /// Optimization jobs running at once; the rest wait `pending`.
+    pub max_jobs: usize,
+    /// Required as a bearer token on `/api` when set; needed off loopback.
+    pub token: Option<String>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "skill-fleet",
+        description = "Optimize LM programs DSPy-style; every run, candidate, \
+        score and version tracked in one SQLite file."
+    ),
+    components(schemas(error::ErrorBody))
+)]
+struct ApiDoc;
+
+/// The router and the OpenAPI document of every route it serves.
+pub fn router(state: AppState, token: Option<Arc<str>>) -> (Router, serde_json::Value) {
+    let api = OpenApiRouter::new()
+        .routes(routes!(optimization::start))
+        .routes(routes!(optimization::status))
+        .routes(routes!(optimization::events))
+        .routes(routes!(optimization::optimizers))
+        .routes(routes!(optimization::list_jobs))
+        .routes(routes!(optimization::cancel))
+        .routes(routes!(optimization::resume))
+        .routes(routes!(registry::programs))
+        .routes(routes!(registry::versions))
+        .routes(routes!(registry::version))
+        .routes(routes!(registry::promote))
+        .routes(routes!(registry::rollback))
+        .routes(routes!(runs::runs))
+        .routes(routes!(runs::run))
+        .routes(routes!(predict::predict))
+        .routes(routes!(routes::openapi))
+        .route_layer(from_fn_with_state(token, security::require_token));
+    let open = OpenApiRouter::new()
+        .routes(routes!(routes::health))
+        .routes(routes!(routes::metrics));
+    let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(api)
+        .merge(open)
+        .route_layer(from_fn_with_state(state.metrics.clone(), metrics::track))
+        .split_for_parts();
+    let doc = serde_json::to_value(&doc).unwrap_or_default();
+    let _ = state.openapi.set(doc.clone());
+    let router = router
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(CatchPanicLayer::custom(error::panic_response))
+        .with_state(state);
+    (router, doc)
+}
+
+async fn not_found(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("no route for {method} {}", uri.path()),
+    )
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{method} is not allowed on {}", uri.path()),
+    )
+}
+
+/// Serves until Ctrl-C: checks the bind rule, takes over the database's
+/// jobs, binds, and reports the bound address through `on_bound` (port 0
+/// picks a free one).
+pub async fn serve(
+    ctx: Context,
+    opts: ServeOptions,
+    on_bound: impl FnOnce(SocketAddr),
+) -> Result<()> {
+    security::check_bind(opts.host, opts.token.as_deref())?;
+    let data_dir = opts
+        .data_dir
+        .canonicalize()
+        .map_err(|e| Error::io(&opts.data_dir, e))?;
+    let jobs = jobs::JobManager::start(ctx.clone(), opts.max_jobs)?;
+    let state = AppState {
+        ctx,
+        jobs: jobs.clone(),
+        metrics: metrics::Metrics::new(),
+        data_dir: Arc::new(data_dir),
+        openapi: Arc::new(OnceLock::new()),
+    };
+    let (app, _) = router(state, opts.token.map(Arc::from));
+    let addr = SocketAddr::new(opts.host, opts.port);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::io(addr.to_string(), e))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| Error::io(addr.to_string(), e))?;
+    on_bound(bound);
+    let stopping = jobs.clone();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let _ = tokio::signal::ctrl_c().await;
+            eprintln!("shutting down: running jobs stop after their current step (resumable)");
+            // Jobs end first, so their event streams close and the
+            // connections drain.
+            let _ = tokio::task::spawn_blocking(move || {
+                stopping.shutdown(std::time::Duration::from_secs(30))
+            })
+            .await;
+        })
+        .await
+        .map_err(|e| Error::io(bound.to_string(), e))
+}
