@@ -2,6 +2,7 @@
 //! report or an export from `crate::report` out, to a file or stdout.
 
 use super::App;
+use crate::report::comparison::{find_comparison, render_comparison};
 use crate::report::redact::Redactor;
 use crate::report::traces::{export_traces, parse_since, TraceFormat};
 use crate::report::{build_run_report, render, Format};
@@ -31,15 +32,38 @@ use std::process::ExitCode;
 /// run `example_id, idx, input, score, prediction, feedback, error`;
 /// predictions are JSON text).
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct ReportArgs {
+    #[command(subcommand)]
+    pub compare: Option<ReportCompare>,
     /// The run id.
-    pub run: i64,
+    #[arg(required = true)]
+    pub run: Option<i64>,
     /// md | html | json | csv
     #[arg(long, default_value = "md")]
     pub format: String,
     /// Write to this file instead of stdout.
     #[arg(short = 'o', long = "output")]
     pub output: Option<PathBuf>,
+}
+
+/// `report compare PROGRAM V1 V2`.
+#[derive(Debug, Subcommand)]
+pub enum ReportCompare {
+    /// The newest stored comparison of two versions (`skill-fleet compare`),
+    /// in the same formats: md, html (with a chart of per-example
+    /// differences), json (the stored result) or csv (one row per example).
+    Compare {
+        program: String,
+        v1: i64,
+        v2: i64,
+        /// md | html | json | csv
+        #[arg(long, default_value = "md")]
+        format: String,
+        /// Write to this file instead of stdout.
+        #[arg(short = 'o', long = "output")]
+        output: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -79,15 +103,34 @@ fn output(path: Option<&Path>) -> Result<Box<dyn Write>> {
 }
 
 pub fn report(app: &App, a: ReportArgs) -> Result<ExitCode> {
+    if let Some(ReportCompare::Compare {
+        program,
+        v1,
+        v2,
+        format,
+        output: path,
+    }) = a.compare
+    {
+        let format = Format::parse(&format)?;
+        let c = find_comparison(&app.reader()?, &program, v1, v2)?;
+        let mut out = output(path.as_deref())?;
+        render_comparison(&c, format, &mut out).context("writing the report")?;
+        out.flush().context("writing the report")?;
+        if let Some(p) = &path {
+            eprintln!("comparison report written to {}", p.display());
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let run = a.run.context("name a run: skill-fleet report RUN")?;
     let format = Format::parse(&a.format)?;
     let store = app.reader()?;
-    let report = build_run_report(&store, a.run)
-        .with_context(|| format!("building the report of run {}", a.run))?;
+    let report = build_run_report(&store, run)
+        .with_context(|| format!("building the report of run {run}"))?;
     let mut out = output(a.output.as_deref())?;
     render(&report, format, &mut out).context("writing the report")?;
     out.flush().context("writing the report")?;
     if let Some(p) = &a.output {
-        eprintln!("report of run {} written to {}", a.run, p.display());
+        eprintln!("report of run {run} written to {}", p.display());
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -7,7 +7,7 @@
 //! trial (every full validation score, and the best so far), final metrics
 //! (baseline, best, test, LM calls, tokens, cost, cache hit rate), tags
 //! (status, version ids, lineage) and artifacts (the best program's spec and
-//! a summary). Candidates become nested runs (`mlflow.parentRunId`), as
+//! a summary, the run report in HTML and JSON). Candidates become nested runs (`mlflow.parentRunId`), as
 //! MLflow's own DSPy integration nests its evaluations.
 //!
 //! Idempotent: `mlflow_exports` records, per tracking server and object,
@@ -643,6 +643,16 @@ async fn upload_artifacts(
                 serde_json::to_vec_pretty(&spec)?,
             ));
         }
+    }
+    // The run's report, as `skill-fleet report RUN` writes it.
+    let report = crate::report::build_run_report(store, run.id)?;
+    for (name, format) in [
+        ("report.html", crate::report::Format::Html),
+        ("report.json", crate::report::Format::Json),
+    ] {
+        let mut bytes = Vec::new();
+        crate::report::render(&report, format, &mut bytes)?;
+        files.push((name.into(), bytes));
     }
     let n = files.len();
     for (name, bytes) in files {

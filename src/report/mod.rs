@@ -9,6 +9,7 @@
 //! `traces` streams trace rows to JSONL or CSV; `redact` keeps secrets out of
 //! everything exported.
 
+pub mod comparison;
 pub mod csv;
 pub mod document;
 pub mod html;

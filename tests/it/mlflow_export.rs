@@ -236,10 +236,14 @@ fn an_exported_optimization_reads_back_from_mlflow_and_exporting_again_adds_noth
         .iter()
         .map(|f| f["path"].as_str().unwrap())
         .collect();
-    assert!(
-        names.contains(&"best_program.json") && names.contains(&"run_summary.json"),
-        "{names:?}"
-    );
+    for artifact in [
+        "best_program.json",
+        "run_summary.json",
+        "report.html",
+        "report.json",
+    ] {
+        assert!(names.contains(&artifact), "{artifact} missing: {names:?}");
+    }
 
     let candidates = query(
         &f.db,

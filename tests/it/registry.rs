@@ -245,3 +245,55 @@ fn versions_diff_shows_changed_instructions_side_by_side_and_list_shows_aliases(
         "{show}"
     );
 }
+
+#[test]
+fn report_compare_renders_the_stored_comparison_in_every_format_and_the_html_opens_cleanly() {
+    let f = fixture();
+    let missing = f.cli(&["report", "compare", P, "1", "2"]);
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no stored comparison"));
+    let c = f.json(&[
+        "compare",
+        P,
+        "1",
+        "2",
+        "--trainset",
+        "small",
+        "--split",
+        "test",
+    ]);
+    let n = c["summary"]["n"].as_u64().unwrap() as usize;
+
+    let md = f.ok(&["report", "compare", P, "1", "2", "--format", "md"]);
+    assert!(
+        md.contains("paired bootstrap interval") && md.contains("Most changed examples"),
+        "{md}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&f.ok(&["report", "compare", P, "1", "2", "--format", "json"]))
+            .unwrap();
+    assert_eq!(json["summary"], c["summary"]);
+    let csv = f.ok(&["report", "compare", P, "1", "2", "--format", "csv"]);
+    let records = csv::Reader::from_reader(csv.as_bytes())
+        .records()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    assert_eq!(records.len(), n, "one row per example");
+    assert!(csv.starts_with("example_id,a_version,b_version,a_score,b_score,diff,outcome"));
+
+    let html = f.dir.path().join("compare.html");
+    f.ok(&[
+        "report",
+        "compare",
+        P,
+        "1",
+        "2",
+        "--format",
+        "html",
+        "-o",
+        html.to_str().unwrap(),
+    ]);
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("Per-example differences") && !page.contains("<script src="));
+    let verdict = browser_check(&html, &f.dir.path().join("compare.png"));
+    assert_page_renders_cleanly(&verdict);
+}

@@ -43,7 +43,11 @@ pub async fn predict(
     State(st): State<AppState>,
     ApiJson(body): ApiJson<PredictBody>,
 ) -> ApiResult<Json<Value>> {
-    let chosen = [body.alias.is_some(), body.version.is_some(), body.ab_test.is_some()];
+    let chosen = [
+        body.alias.is_some(),
+        body.version.is_some(),
+        body.ab_test.is_some(),
+    ];
     if chosen.iter().filter(|c| **c).count() > 1 {
         return Err(ApiError::unprocessable(
             "give at most one of `alias`, `version` and `ab_test`",
