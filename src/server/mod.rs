@@ -20,7 +20,7 @@ use axum::http::{Method, StatusCode, Uri};
 use axum::middleware::from_fn_with_state;
 use axum::Router;
 use error::ApiError;
-use routes::{optimization, predict, registry, runs, AppState};
+use routes::{ab, optimization, predict, registry, reports, runs, AppState};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
@@ -74,6 +74,20 @@ pub fn router(state: AppState, token: Option<Arc<str>>) -> (Router, serde_json::
         .routes(routes!(runs::runs))
         .routes(routes!(runs::run))
         .routes(routes!(predict::predict))
+        .routes(routes!(ab::create, ab::list))
+        .routes(routes!(ab::status))
+        .routes(routes!(ab::route))
+        .routes(routes!(ab::record))
+        .routes(routes!(ab::weights))
+        .routes(routes!(ab::conclude))
+        .routes(routes!(reports::run_report))
+        .routes(routes!(reports::compare))
+        .routes(routes!(reports::comparisons))
+        .routes(routes!(reports::comparison))
+        .routes(routes!(reports::comparison_report))
+        .routes(routes!(reports::alias_history))
+        .routes(routes!(reports::diff))
+        .routes(routes!(reports::export))
         .routes(routes!(routes::openapi))
         .route_layer(from_fn_with_state(token, security::require_token));
     let open = OpenApiRouter::new()

@@ -650,6 +650,125 @@ fn serve_registry_routes_promote_gate_rollback_and_predict_name_the_version() {
 }
 
 #[test]
+fn serve_ab_compare_report_and_trace_export_routes_answer_like_the_cli() {
+    let p = Project::new(0);
+    let project = StubProject {
+        dir: tempfile::tempdir().expect("a temp dir"),
+        db: p.db.clone(),
+        config: p.config.clone(),
+        server: StubLmServer::start(SKILL_ANSWER, Duration::ZERO),
+    };
+    project.register_variants(&["one", "two"]);
+    let small = p.data.join("small.json");
+    cli_ok(
+        &p.db,
+        &[
+            "trainset",
+            "import",
+            small.to_str().unwrap(),
+            "--name",
+            "small",
+        ],
+    );
+    cli_ok(&p.db, &["trainset", "split", "small"]);
+    let server = p.serve(&[]);
+    let name = "skill_understanding";
+    let ok = |r: Response| -> Value {
+        let status = r.status();
+        let v: Value = r.json().expect("JSON");
+        assert_eq!(status, 200, "{v}");
+        v
+    };
+
+    // Compare, list, read back, render.
+    let c = ok(server.post(
+        &format!("/api/v1/programs/{name}/compare"),
+        &json!({"v1": 1, "v2": 2, "trainset": "small", "split": "all", "seed": 5}),
+    ));
+    let id = c["id"].as_i64().expect("stored");
+    assert_eq!(c["summary"]["n"], 8);
+    let listed = server.json(&format!("/api/v1/programs/{name}/comparisons"));
+    assert_eq!(listed[0]["id"], id);
+    assert_eq!(
+        server.json(&format!("/api/v1/comparisons/{id}"))["summary"],
+        c["summary"]
+    );
+    let page = server.get(&format!("/api/v1/comparisons/{id}/report?format=html"));
+    assert!(page.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    assert!(page.text().unwrap().contains("Per-example differences"));
+    let bad = server.post(
+        &format!("/api/v1/programs/{name}/compare"),
+        &json!({"v1": 1, "v2": 2, "trainset": "small", "confidence": 1.5}),
+    );
+    assert_eq!(bad.status(), 422);
+
+    // The eval runs the comparison made have reports.
+    let runs = server.json("/api/v1/runs");
+    let run_id = runs[0]["id"].as_i64().expect("a run");
+    let md = server.get(&format!("/api/v1/runs/{run_id}/report?format=md"));
+    assert_eq!(md.status(), 200);
+    assert!(md.text().unwrap().starts_with("# Run "));
+    assert_eq!(
+        server
+            .get(&format!("/api/v1/runs/{run_id}/report?format=pdf"))
+            .status(),
+        422
+    );
+
+    // A/B: create, route, predict through it, record, status, conclude with promote.
+    ok(server.post(
+        "/api/v1/ab",
+        &json!({"program": name, "name": "t", "variants": ["V1=50", "V2=50"]}),
+    ));
+    let routed = ok(server.post("/api/v1/ab/t/route", &json!({"key": "user-1"})));
+    let variant = routed["variant"].as_str().expect("a variant").to_string();
+    let again = ok(server.post("/api/v1/ab/t/route", &json!({"key": "user-1"})));
+    assert_eq!(again["variant"], routed["variant"], "sticky");
+    let predicted = ok(server.post(
+        "/api/v1/predict",
+        &json!({"program": name, "ab_test": "t", "key": "user-2",
+                "input": {"task_description": "Create a tokio cancellation skill: cancel tasks safely"}}),
+    ));
+    assert!(predicted["version"].as_i64().is_some(), "{predicted}");
+    ok(server.post(
+        "/api/v1/ab/t/record",
+        &json!({"key": "user-1", "success": true}),
+    ));
+    let refused = server.post(
+        "/api/v1/ab/t/record",
+        &json!({"key": "never-routed", "success": true}),
+    );
+    assert_eq!(refused.status(), 422);
+    let status = server.json("/api/v1/ab/t");
+    assert!(status.to_string().contains("probability"), "{status}");
+    ok(server.post(
+        "/api/v1/ab/t/conclude",
+        &json!({"winner": variant, "promote": "production"}),
+    ));
+    let history = server.json(&format!("/api/v1/programs/{name}/aliases"));
+    assert_eq!(history[0]["action"], "promote");
+    let diff = server.json(&format!("/api/v1/programs/{name}/diff/1/2"));
+    assert_eq!(diff["predictors"][0]["instructions_changed"], true);
+
+    // Trace export streams every trace.
+    let traces = query(&p.db, "SELECT COUNT(*) AS n FROM traces")[0]["n"]
+        .as_i64()
+        .unwrap();
+    assert!(traces > 0);
+    let export = server.get("/api/v1/traces/export?format=jsonl");
+    assert_eq!(export.status(), 200);
+    let body = export.text().unwrap();
+    assert_eq!(body.lines().count() as i64, traces);
+    assert_eq!(
+        server.get("/api/v1/traces/export?since=yesterday").status(),
+        422
+    );
+}
+
+#[test]
 fn serve_openapi_lists_every_route_it_serves() {
     let p = Project::new(0);
     let server = p.serve(&[]);
@@ -681,6 +800,21 @@ fn serve_openapi_lists_every_route_it_serves() {
         "GET /api/v1/runs",
         "GET /api/v1/runs/{id}",
         "POST /api/v1/predict",
+        "POST /api/v1/ab",
+        "GET /api/v1/ab",
+        "GET /api/v1/ab/{test}",
+        "POST /api/v1/ab/{test}/route",
+        "POST /api/v1/ab/{test}/record",
+        "POST /api/v1/ab/{test}/weights",
+        "POST /api/v1/ab/{test}/conclude",
+        "GET /api/v1/runs/{id}/report",
+        "POST /api/v1/programs/{name}/compare",
+        "GET /api/v1/programs/{name}/comparisons",
+        "GET /api/v1/comparisons/{id}",
+        "GET /api/v1/comparisons/{id}/report",
+        "GET /api/v1/programs/{name}/aliases",
+        "GET /api/v1/programs/{name}/diff/{v1}/{v2}",
+        "GET /api/v1/traces/export",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -695,7 +829,10 @@ fn serve_openapi_lists_every_route_it_serves() {
             .replace("{id}", "1")
             .replace("{version}", "1")
             .replace("{name}", "p")
-            .replace("{alias}", "a");
+            .replace("{alias}", "a")
+            .replace("{test}", "t")
+            .replace("{v1}", "1")
+            .replace("{v2}", "2");
         let r = if method == "GET" {
             server.get(&concrete)
         } else {

@@ -1,10 +1,12 @@
 //! The HTTP routes, one file per area (`optimization`, `registry`, `runs`,
-//! `predict`), and here the state they share, the helpers they use, and
+//! `predict`, `ab`, `reports`), and here the state they share, the helpers they use, and
 //! the service routes (`/health`, `/metrics`, the OpenAPI document).
 
+pub mod ab;
 pub mod optimization;
 pub mod predict;
 pub mod registry;
+pub mod reports;
 pub mod runs;
 
 use super::error::{ApiError, ApiResult};
