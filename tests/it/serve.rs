@@ -794,6 +794,8 @@ fn serve_openapi_schemathesis_finds_no_server_error_or_schema_violation() {
         .args(["--exclude-checks", "positive_data_acceptance"])
         .args(["--exclude-path-regex", "/events$"])
         .args(["--seed", "17", "--request-timeout", "30", "--no-color"])
+        // Its example database (`.schemathesis/`) goes in the temp dir.
+        .current_dir(p.dir.path())
         .stdin(Stdio::null())
         .output()
         .expect("schemathesis runs");
