@@ -11,6 +11,10 @@ export SKILL_FLEET_DSPY_PYTHON
 # An MLflow tracking server for the export tests (tests/it/mlflow_export.rs).
 SKILL_FLEET_MLFLOW_PYTHON="$(bash scripts/py_venv.sh target/mlflow-venv mlflow 3.17.2)"
 export SKILL_FLEET_MLFLOW_PYTHON
+# Schemathesis, for the property-based run of the server's OpenAPI document
+# (tests/it/serve.rs; CI's short run, 10 examples per operation).
+SKILL_FLEET_SCHEMATHESIS="$(bash scripts/py_venv.sh target/schemathesis-venv schemathesis 4.32.5)"
+export SKILL_FLEET_SCHEMATHESIS
 # The headless-browser check of HTML pages (reports; tests/browser/).
 export SKILL_FLEET_BROWSER_CHECK="$PWD/tests/browser/check_page.mjs"
 # One test at a time: the real-model tests each use every core.

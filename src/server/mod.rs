@@ -98,7 +98,8 @@ pub fn router(state: AppState, token: Option<Arc<str>>) -> (Router, serde_json::
         .merge(open)
         .route_layer(from_fn_with_state(state.metrics.clone(), metrics::track))
         .split_for_parts();
-    let doc = serde_json::to_value(&doc).unwrap_or_default();
+    let mut doc = serde_json::to_value(&doc).unwrap_or_default();
+    document_request_errors(&mut doc);
     let _ = state.openapi.set(doc.clone());
     let router = router
         .fallback(not_found)
@@ -107,6 +108,50 @@ pub fn router(state: AppState, token: Option<Arc<str>>) -> (Router, serde_json::
         .layer(CatchPanicLayer::custom(error::panic_response))
         .with_state(state);
     (router, doc)
+}
+
+/// Adds to every operation the errors its extractors answer before the
+/// handler runs (see `error::ApiJson`, `ApiPath`, `ApiQuery`), unless the
+/// route documents them itself: 400 for a path, query or body that does not
+/// parse (`/jobs/99999999999999999999`, `\0` as JSON), 422 for a query or
+/// body whose values do not fit, and for a body 413 (over the size limit)
+/// and 415 (not `application/json`).
+fn document_request_errors(doc: &mut serde_json::Value) {
+    let error = |description: &str| {
+        serde_json::json!({
+            "description": description,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+        })
+    };
+    let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else {
+        return;
+    };
+    for operation in paths.values_mut().filter_map(|i| i.as_object_mut()) {
+        for op in operation.values_mut() {
+            let params = op["parameters"].as_array().cloned().unwrap_or_default();
+            let has_query = params.iter().any(|p| p["in"] == "query");
+            let has_body = op.get("requestBody").is_some();
+            let mut add = Vec::new();
+            if has_body || !params.is_empty() {
+                add.push(("400", "The path, query or body does not parse"));
+            }
+            if has_body || has_query {
+                add.push(("422", "A value does not fit its field"));
+            }
+            if has_body {
+                add.push(("413", "The body is over the size limit"));
+                add.push(("415", "The body is not `application/json`"));
+            }
+            let Some(responses) = op.get_mut("responses").and_then(|r| r.as_object_mut()) else {
+                continue;
+            };
+            for (status, description) in add {
+                responses
+                    .entry(status)
+                    .or_insert_with(|| error(description));
+            }
+        }
+    }
 }
 
 async fn not_found(method: Method, uri: Uri) -> ApiError {

@@ -142,6 +142,7 @@ pub struct StartResponse {
     responses(
         (status = 202, description = "The job is queued", body = StartResponse),
         (status = 400, description = "A path outside the data directory", body = ErrorBody),
+        (status = 404, description = "No such program, trainset or trainset file", body = ErrorBody),
         (status = 422, description = "An unknown field or a value out of range", body = ErrorBody),
     ))]
 pub async fn start(
@@ -295,6 +296,7 @@ pub async fn optimizers() -> ApiResult<Json<Vec<OptimizerInfo>>> {
 #[into_params(parameter_in = Query)]
 pub struct Limit {
     /// Rows at most (default 50, at most 1000).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 

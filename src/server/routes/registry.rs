@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 #[utoipa::path(get, path = "/api/v1/programs", tag = "registry",
-    responses((status = 200, description = "Registered programs with their version counts", body = Object)))]
+    responses((status = 200, description = "Registered programs with their version counts", body = Vec<Object>)))]
 pub async fn programs(State(st): State<AppState>) -> ApiResult<Json<Value>> {
     blocking(move || {
         Ok(Json(serde_json::to_value(
@@ -26,7 +26,7 @@ pub async fn programs(State(st): State<AppState>) -> ApiResult<Json<Value>> {
 #[utoipa::path(get, path = "/api/v1/programs/{name}/versions", tag = "registry",
     params(("name" = String, Path, description = "The program")),
     responses(
-        (status = 200, description = "Its versions, newest first, with their aliases", body = Object),
+        (status = 200, description = "Its versions, newest first, with their aliases", body = Vec<Object>),
         (status = 404, description = "No such program", body = ErrorBody),
     ))]
 pub async fn versions(
@@ -86,7 +86,7 @@ pub struct PromoteBody {
 
 #[utoipa::path(post, path = "/api/v1/programs/{name}/aliases/{alias}/promote", tag = "registry",
     params(("name" = String, Path, description = "The program"),
-           ("alias" = String, Path, description = "The alias to move")),
+           ("alias" = String, Path, pattern = "^[A-Za-z0-9_-]{1,64}$", description = "The alias to move")),
     request_body = PromoteBody,
     responses(
         (status = 200, description = "The move that was made", body = Object),
@@ -136,7 +136,7 @@ pub struct RollbackBody {
 
 #[utoipa::path(post, path = "/api/v1/programs/{name}/aliases/{alias}/rollback", tag = "registry",
     params(("name" = String, Path, description = "The program"),
-           ("alias" = String, Path, description = "The alias to move back")),
+           ("alias" = String, Path, pattern = "^[A-Za-z0-9_-]{1,64}$", description = "The alias to move back")),
     request_body = RollbackBody,
     responses(
         (status = 200, description = "The move that was made", body = Object),

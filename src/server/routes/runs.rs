@@ -10,7 +10,7 @@ use serde_json::Value;
 
 #[utoipa::path(get, path = "/api/v1/runs", tag = "runs",
     params(Limit),
-    responses((status = 200, description = "Runs, newest first", body = Object)))]
+    responses((status = 200, description = "Runs, newest first", body = Vec<Object>)))]
 pub async fn runs(
     State(st): State<AppState>,
     ApiQuery(limit): ApiQuery<Limit>,
