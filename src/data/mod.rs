@@ -7,6 +7,7 @@
 //! a *generic* trainset: objects with arbitrary fields whose roles a program
 //! decides later; only its shape and duplicates are checked.
 
+pub mod merge;
 mod parse;
 mod split;
 mod stats;
