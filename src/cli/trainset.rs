@@ -54,7 +54,9 @@ pub enum TrainsetCommand {
         #[arg(long, default_value_t = 10)]
         limit: usize,
     },
-    /// Counts per style, category and source; readiness and diversity warnings.
+    /// Counts per style, category and source; readiness and diversity
+    /// warnings; coverage gaps with how many examples of which category or
+    /// style to add (`gaps` under --json).
     Stats {
         /// A stored trainset (id, name, hash prefix) or a file path.
         trainset: String,
@@ -287,6 +289,12 @@ pub fn run(app: &App, cmd: TrainsetCommand) -> Result<ExitCode> {
                     println!("\nwarnings:");
                     for w in &s.warnings {
                         println!("  - {w}");
+                    }
+                }
+                if !s.gaps.is_empty() {
+                    println!("\nto add:");
+                    for g in &s.gaps {
+                        println!("  - {}", g.suggestion);
                     }
                 }
             }

@@ -15,7 +15,7 @@ pub mod validate;
 
 pub use parse::{detect_format, parse_text, Format};
 pub use split::{stratified_split, Part, SplitFractions};
-pub use stats::{stats, TrainsetStats};
+pub use stats::{gaps, stats, Gap, TrainsetStats, MIN_PER_CATEGORY};
 pub use validate::validate;
 
 use crate::config::Taxonomy;

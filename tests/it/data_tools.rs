@@ -214,3 +214,47 @@ fn merge_of_an_unknown_trainset_fails_naming_it() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("nope"), "{err}");
 }
+
+#[test]
+fn stats_lists_coverage_gaps_with_examples_to_add_in_text_and_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    // Only the expanded skills: python and rust, one navigation hub, no
+    // category with 3 examples.
+    let file = dir.path().join("few.json");
+    let skills = data("skills");
+    cli_ok(
+        &db,
+        &[
+            "trainset",
+            "expand",
+            "--skills-dir",
+            skills.to_str().unwrap(),
+            "-o",
+            file.to_str().unwrap(),
+        ],
+    );
+    let s: serde_json::Value = serde_json::from_str(&cli_ok(
+        &db,
+        &["--json", "trainset", "stats", file.to_str().unwrap()],
+    ))
+    .unwrap();
+    let gaps = s["gaps"].as_array().unwrap();
+    let gap = |kind: &str, name: &str| {
+        gaps.iter()
+            .find(|g| g["kind"] == kind && g["name"] == name)
+            .unwrap_or_else(|| panic!("no {kind} gap {name}: {s}"))
+    };
+    let python = gap("category", "python");
+    assert_eq!(
+        (python["have"].as_u64(), python["add"].as_u64()),
+        (Some(2), Some(1))
+    );
+    assert_eq!(gap("category", "devops")["add"], 3);
+    assert!(gaps.iter().all(|g| g["kind"] != "style"), "{s}");
+    let text = cli_ok(&db, &["trainset", "stats", file.to_str().unwrap()]);
+    assert!(
+        text.contains("to add:") && text.contains("add 1 example of category `python`"),
+        "{text}"
+    );
+}
