@@ -1,4 +1,4 @@
-//! `skill-fleet trainset import|list|show|stats|validate|split`
+//! `skill-fleet trainset import|expand|merge|list|show|stats|validate|split`
 
 use super::{output, App};
 use crate::data::{self, Part, SplitFractions};
@@ -30,6 +30,20 @@ pub enum TrainsetCommand {
         #[arg(long)]
         import: Option<String>,
     },
+    /// Merge two trainsets (stored: id, name, hash prefix; or files) into one:
+    /// A's examples, then B's; duplicates (same content, and for the skill
+    /// schema the same `expected_name` or task text) are dropped and listed
+    /// with the example they duplicate. The result is validated like an import.
+    Merge {
+        a: String,
+        b: String,
+        /// Write the merged examples to this JSON file.
+        #[arg(short = 'o', long = "out", required_unless_present = "import")]
+        out: Option<PathBuf>,
+        /// Store the merged examples as a trainset with this name.
+        #[arg(long)]
+        import: Option<String>,
+    },
     /// List stored trainsets.
     List,
     /// Show a trainset's examples.
@@ -40,7 +54,9 @@ pub enum TrainsetCommand {
         #[arg(long, default_value_t = 10)]
         limit: usize,
     },
-    /// Counts per style, category and source; readiness and diversity warnings.
+    /// Counts per style, category and source; readiness and diversity
+    /// warnings; coverage gaps with how many examples of which category or
+    /// style to add (`gaps` under --json).
     Stats {
         /// A stored trainset (id, name, hash prefix) or a file path.
         trainset: String,
@@ -114,13 +130,7 @@ pub fn run(app: &App, cmd: TrainsetCommand) -> Result<ExitCode> {
             let found =
                 crate::tasks::skill::expand::expand(&skills_dir, &config.expand, &taxonomy)?;
             let text = serde_json::to_string_pretty(&found.examples)?;
-            if let Some(path) = &out {
-                std::fs::write(path, &text)
-                    .with_context(|| format!("writing {}", path.display()))?;
-            }
-            if app.json && import.is_none() {
-                output::json(&found)?;
-            } else {
+            if !write_examples(app, out.as_deref(), &text, import.is_some(), &found)? {
                 eprintln!(
                     "{} example(s) from {}; {} file(s) skipped, {} duplicate(s) dropped",
                     found.examples.len(),
@@ -144,6 +154,43 @@ pub fn run(app: &App, cmd: TrainsetCommand) -> Result<ExitCode> {
                     let ts = data::load_text(&origin, &text, data::Format::Json, &taxonomy)?;
                     import_and_report(app, &name, &origin, &ts)
                 }
+                None => Ok(ExitCode::SUCCESS),
+            }
+        }
+        TrainsetCommand::Merge { a, b, out, import } => {
+            let inputs = [
+                load_examples(app, &a, &taxonomy)?,
+                load_examples(app, &b, &taxonomy)?,
+            ];
+            let merged = data::merge::merge(&inputs);
+            let text = serde_json::to_string_pretty(&merged.examples)?;
+            let origin = format!("merge:{a}+{b}");
+            // The merged set must pass the same validation as an import.
+            let ts = data::load_text(&origin, &text, data::Format::Json, &taxonomy)?;
+            if !write_examples(app, out.as_deref(), &text, import.is_some(), &merged)? {
+                eprintln!(
+                    "{} example(s) merged from {} ({}) and {} ({}); {} duplicate(s) dropped",
+                    merged.examples.len(),
+                    a,
+                    inputs[0].examples.len(),
+                    b,
+                    inputs[1].examples.len(),
+                    merged.dropped.len()
+                );
+                for d in &merged.dropped {
+                    eprintln!(
+                        "  dropped {} #{}: same {} as {} #{} ({})",
+                        d.example.input,
+                        d.example.index,
+                        d.by,
+                        d.duplicate_of.input,
+                        d.duplicate_of.index,
+                        d.value
+                    );
+                }
+            }
+            match import {
+                Some(name) => import_and_report(app, &name, &origin, &ts),
                 None => Ok(ExitCode::SUCCESS),
             }
         }
@@ -213,18 +260,7 @@ pub fn run(app: &App, cmd: TrainsetCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         TrainsetCommand::Stats { trainset } => {
-            let path = PathBuf::from(&trainset);
-            let examples: Vec<data::Example> = if path.is_file() {
-                data::load_file(&path, &taxonomy)?.examples
-            } else {
-                let store = app.store()?;
-                let row = store.find_trainset(&trainset)?;
-                store
-                    .examples(row.id)?
-                    .iter()
-                    .map(|e| e.to_example())
-                    .collect()
-            };
+            let examples = load_examples(app, &trainset, &taxonomy)?.examples;
             let s = data::stats(&examples, &taxonomy.names());
             if app.json {
                 output::json(&s)?;
@@ -253,6 +289,12 @@ pub fn run(app: &App, cmd: TrainsetCommand) -> Result<ExitCode> {
                     println!("\nwarnings:");
                     for w in &s.warnings {
                         println!("  - {w}");
+                    }
+                }
+                if !s.gaps.is_empty() {
+                    println!("\nto add:");
+                    for g in &s.gaps {
+                        println!("  - {}", g.suggestion);
                     }
                 }
             }
@@ -285,6 +327,50 @@ pub fn run(app: &App, cmd: TrainsetCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Writes generated examples to `out` when given, and prints `report` as
+/// JSON under `--json` unless the examples are also being imported (the
+/// import's JSON is printed then). True when it printed the report.
+fn write_examples<T: serde::Serialize>(
+    app: &App,
+    out: Option<&std::path::Path>,
+    text: &str,
+    importing: bool,
+    report: &T,
+) -> Result<bool> {
+    if let Some(path) = out {
+        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if app.json && !importing {
+        output::json(report)?;
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+/// A file's examples (validated) when `key` is a file, else a stored trainset's.
+fn load_examples(
+    app: &App,
+    key: &str,
+    taxonomy: &crate::config::Taxonomy,
+) -> Result<data::merge::MergeInput> {
+    let path = PathBuf::from(key);
+    let examples = if path.is_file() {
+        data::load_file(&path, taxonomy)?.examples
+    } else {
+        let store = app.store()?;
+        let row = store.find_trainset(key)?;
+        store
+            .examples(row.id)?
+            .iter()
+            .map(|e| e.to_example())
+            .collect()
+    };
+    Ok(data::merge::MergeInput {
+        label: key.to_string(),
+        examples,
+    })
 }
 
 fn split_parts(

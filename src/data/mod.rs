@@ -7,6 +7,7 @@
 //! a *generic* trainset: objects with arbitrary fields whose roles a program
 //! decides later; only its shape and duplicates are checked.
 
+pub mod merge;
 mod parse;
 mod split;
 mod stats;
@@ -14,7 +15,7 @@ pub mod validate;
 
 pub use parse::{detect_format, parse_text, Format};
 pub use split::{stratified_split, Part, SplitFractions};
-pub use stats::{stats, TrainsetStats};
+pub use stats::{gaps, stats, Gap, TrainsetStats, MIN_PER_CATEGORY};
 pub use validate::validate;
 
 use crate::config::Taxonomy;

@@ -13,6 +13,71 @@ pub struct TrainsetStats {
     /// How usable the trainset is for optimization, by size.
     pub readiness: String,
     pub warnings: Vec<String>,
+    /// Coverage gaps of a skill trainset and how many examples close each.
+    pub gaps: Vec<Gap>,
+}
+
+/// Categories the stats call thin: fewer examples than this.
+pub const MIN_PER_CATEGORY: usize = 3;
+
+/// A category or style with fewer examples than its target.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Gap {
+    /// `category` or `style`.
+    pub kind: &'static str,
+    pub name: String,
+    pub have: usize,
+    /// [`MIN_PER_CATEGORY`] for a category; for a style, its even share of
+    /// the current total (`ceil(n / styles)`).
+    pub target: usize,
+    /// Examples to add: `target - have`.
+    pub add: usize,
+    /// What to do, e.g. "add 2 examples of category `devops`".
+    pub suggestion: String,
+}
+
+impl Gap {
+    fn new(kind: &'static str, name: &str, have: usize, target: usize) -> Gap {
+        let add = target - have;
+        Gap {
+            kind,
+            name: name.to_string(),
+            have,
+            target,
+            add,
+            suggestion: format!(
+                "add {add} example{} of {kind} `{name}` (has {have}, target {target})",
+                if add == 1 { "" } else { "s" }
+            ),
+        }
+    }
+}
+
+/// Taxonomy categories with fewer than `min_per_category` examples, then
+/// styles under half their even share; each with the examples that close it.
+pub fn gaps(
+    by_category: &BTreeMap<String, usize>,
+    by_style: &BTreeMap<String, usize>,
+    categories: &[String],
+    min_per_category: usize,
+) -> Vec<Gap> {
+    let mut out = Vec::new();
+    for cat in categories {
+        let have = by_category.get(cat).copied().unwrap_or(0);
+        if have < min_per_category {
+            out.push(Gap::new("category", cat, have, min_per_category));
+        }
+    }
+    let styles = crate::tasks::skill::schema::SKILL_STYLES;
+    let n: usize = by_style.values().sum();
+    let even = n.div_ceil(styles.len());
+    for style in styles {
+        let have = by_style.get(style).copied().unwrap_or(0);
+        if n > 0 && 2 * have < even {
+            out.push(Gap::new("style", style, have, even));
+        }
+    }
+    out
 }
 
 /// Computes stats; `categories` are the taxonomy's, to warn about missing ones.
@@ -41,6 +106,11 @@ pub fn stats(examples: &[Example], categories: &[String]) -> TrainsetStats {
     .to_string();
     let mut warnings = Vec::new();
     let skill = examples.iter().any(|e| e.style().is_some());
+    let gaps = if skill {
+        gaps(&by_category, &by_style, categories, MIN_PER_CATEGORY)
+    } else {
+        Vec::new()
+    };
     if skill {
         let missing: Vec<&str> = categories
             .iter()
@@ -54,7 +124,7 @@ pub fn stats(examples: &[Example], categories: &[String]) -> TrainsetStats {
             ));
         }
         for (cat, count) in &by_category {
-            if *count < 3 {
+            if *count < MIN_PER_CATEGORY {
                 warnings.push(format!(
                     "category `{cat}` has only {count} example(s); aim for 3 or more"
                 ));
@@ -86,5 +156,39 @@ pub fn stats(examples: &[Example], categories: &[String]) -> TrainsetStats {
         by_source,
         readiness,
         warnings,
+        gaps,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counts(pairs: &[(&str, usize)]) -> BTreeMap<String, usize> {
+        pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+    }
+
+    #[test]
+    fn thin_categories_and_styles_under_half_their_even_share_are_gaps_with_counts_to_add() {
+        let cats = counts(&[("python", 5), ("rust", 1)]);
+        let styles = counts(&[("comprehensive", 10), ("navigation_hub", 1), ("minimal", 3)]);
+        let taxonomy = vec!["python".to_string(), "rust".into(), "devops".into()];
+        let g = gaps(&cats, &styles, &taxonomy, 3);
+        let got: Vec<(&str, &str, usize)> =
+            g.iter().map(|g| (g.kind, g.name.as_str(), g.add)).collect();
+        // 14 examples, even share ceil(14/3) = 5: navigation_hub (1 < 2.5) is
+        // a gap, minimal (3 >= 2.5) is not.
+        assert_eq!(
+            got,
+            [
+                ("category", "rust", 2),
+                ("category", "devops", 3),
+                ("style", "navigation_hub", 4)
+            ]
+        );
+        assert_eq!(
+            g[1].suggestion,
+            "add 3 examples of category `devops` (has 0, target 3)"
+        );
     }
 }

@@ -41,6 +41,39 @@ pub fn style(fields: &serde_json::Map<String, serde_json::Value>) -> Option<Stri
         .map(str::to_string)
 }
 
+/// The normalized task text two examples must not share: lowercase,
+/// whitespace collapsed (at least as strict as [`check`]'s duplicate rule).
+pub fn normalized_task(task: &str) -> String {
+    task.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
+}
+
+/// The keys merged trainsets must keep unique (besides content), as
+/// `(key name, value)`: `expected_name` and the normalized `task`.
+pub fn dedupe_keys(
+    fields: &serde_json::Map<String, serde_json::Value>,
+) -> Vec<(&'static str, String)> {
+    let mut keys = Vec::new();
+    if let Some(name) = fields
+        .get("expected_name")
+        .and_then(serde_json::Value::as_str)
+    {
+        keys.push(("expected_name", name.to_string()));
+    }
+    if let Some(task) = fields
+        .get("task_description")
+        .and_then(serde_json::Value::as_str)
+    {
+        let t = normalized_task(task);
+        if !t.is_empty() {
+            keys.push(("task", t));
+        }
+    }
+    keys
+}
+
 /// Minimum and maximum words of a skill description (the original skill-fleet's rule: 15–35).
 pub const DESCRIPTION_WORDS: (usize, usize) = (15, 35);
 /// Minimum and maximum keywords of a skill (the original skill-fleet's rule: 3–6).
@@ -113,7 +146,7 @@ pub fn check(c: &mut Checker<'_>, examples: &[Example], taxonomy: &Taxonomy) {
             }
         }
         if let Some(task) = ex.str_field("task_description") {
-            let key = task.trim().to_lowercase();
+            let key = normalized_task(task);
             if key.is_empty() {
                 continue;
             }
