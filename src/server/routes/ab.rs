@@ -64,7 +64,7 @@ pub async fn create(
 }
 
 #[utoipa::path(get, path = "/api/v1/ab", tag = "ab",
-    responses((status = 200, description = "Every A/B test", body = Object)))]
+    responses((status = 200, description = "Every A/B test", body = Vec<Object>)))]
 pub async fn list(State(st): State<AppState>) -> ApiResult<Json<Value>> {
     blocking(move || Ok(Json(serde_json::to_value(ab::list(&st.ctx.reader()?)?)?))).await
 }

@@ -26,6 +26,7 @@ use serde_json::Value;
 
 /// `?format=md|html|json|csv` (default json).
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct FormatParam {
     /// md | html | json | csv
@@ -55,7 +56,7 @@ fn document(f: Format, bytes: Vec<u8>) -> Response {
 #[utoipa::path(get, path = "/api/v1/runs/{id}/report", tag = "reports",
     params(("id" = i64, Path, description = "The run"), FormatParam),
     responses(
-        (status = 200, description = "The run report in the asked format", body = String),
+        (status = 200, description = "The run report in the asked format", content((String = "text/markdown"), (String = "text/html"), (Object = "application/json"), (String = "text/csv"))),
         (status = 404, description = "No such run", body = ErrorBody),
         (status = 422, description = "Unknown format", body = ErrorBody),
     ))]
@@ -165,7 +166,7 @@ pub async fn compare(
 #[utoipa::path(get, path = "/api/v1/programs/{name}/comparisons", tag = "reports",
     params(("name" = String, Path, description = "The program")),
     responses(
-        (status = 200, description = "Stored comparisons of the program, newest first (headline numbers)", body = Object),
+        (status = 200, description = "Stored comparisons of the program, newest first (headline numbers)", body = Vec<Object>),
         (status = 404, description = "No such program", body = ErrorBody),
     ))]
 pub async fn comparisons(
@@ -204,7 +205,7 @@ pub async fn comparison(
 #[utoipa::path(get, path = "/api/v1/comparisons/{id}/report", tag = "reports",
     params(("id" = i64, Path, description = "The comparison"), FormatParam),
     responses(
-        (status = 200, description = "The comparison report in the asked format", body = String),
+        (status = 200, description = "The comparison report in the asked format", content((String = "text/markdown"), (String = "text/html"), (Object = "application/json"), (String = "text/csv"))),
         (status = 404, description = "No such comparison", body = ErrorBody),
     ))]
 pub async fn comparison_report(
@@ -224,7 +225,7 @@ pub async fn comparison_report(
 
 #[utoipa::path(get, path = "/api/v1/programs/{name}/aliases", tag = "registry",
     params(("name" = String, Path, description = "The program")),
-    responses((status = 200, description = "Every alias move, newest first, with reason and evidence", body = Object)))]
+    responses((status = 200, description = "Every alias move, newest first, with reason and evidence", body = Vec<Object>)))]
 pub async fn alias_history(
     State(st): State<AppState>,
     ApiPath(name): ApiPath<String>,
@@ -257,15 +258,20 @@ pub async fn diff(
 
 /// `?run=&since=&format=` of the trace export.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct TraceParams {
     /// Only this run's traces.
+    #[param(minimum = 1, maximum = 9007199254740991_i64)]
     pub run: Option<i64>,
     /// Only traces at or after this time (RFC 3339, or a date).
     pub since: Option<String>,
     /// jsonl (default) | csv
     pub format: Option<String>,
 }
+
+/// The largest id a JSON client can hold exactly (2^53 - 1).
+const MAX_SAFE_ID: i64 = 9_007_199_254_740_991;
 
 /// Bytes written by the export, sent on as body chunks.
 struct ChannelWriter {
@@ -297,7 +303,7 @@ impl std::io::Write for ChannelWriter {
 #[utoipa::path(get, path = "/api/v1/traces/export", tag = "reports",
     params(TraceParams),
     responses(
-        (status = 200, description = "Traces as JSONL or CSV, secrets scrubbed, streamed", body = String),
+        (status = 200, description = "Traces as JSONL or CSV, secrets scrubbed, streamed", content((String = "application/x-ndjson"), (String = "text/csv"))),
         (status = 404, description = "No such run", body = ErrorBody),
         (status = 422, description = "Bad format or time", body = ErrorBody),
     ))]
@@ -313,6 +319,13 @@ pub async fn export(
         .map(parse_since)
         .transpose()
         .map_err(|e| ApiError::unprocessable(format!("parameter `since`: {e}")))?;
+    if let Some(id) = q.run {
+        if !(1..=MAX_SAFE_ID).contains(&id) {
+            return Err(ApiError::unprocessable(format!(
+                "parameter `run`: {id} is out of range; expected 1 to {MAX_SAFE_ID}"
+            )));
+        }
+    }
     let reader = st.ctx.reader()?;
     if let Some(id) = q.run {
         reader.run(id)?;
