@@ -29,26 +29,6 @@ pub enum ExportCommand {
     },
 }
 
-/// `2026-11-01` or an RFC 3339 time, as the stored text form (UTC, millis).
-pub fn parse_since(s: &str) -> Result<String> {
-    use chrono::{NaiveDate, SecondsFormat, TimeZone, Utc};
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
-        return Ok(t
-            .with_timezone(&Utc)
-            .to_rfc3339_opts(SecondsFormat::Millis, true));
-    }
-    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        if let Some(t) = d.and_hms_opt(0, 0, 0) {
-            return Ok(Utc
-                .from_utc_datetime(&t)
-                .to_rfc3339_opts(SecondsFormat::Millis, true));
-        }
-    }
-    Err(anyhow!(
-        "--since `{s}`: expected a date (2026-11-01) or an RFC 3339 time (2026-11-01T12:00:00Z)"
-    ))
-}
-
 pub async fn run(app: &App, cmd: ExportCommand) -> Result<ExitCode> {
     match cmd {
         ExportCommand::Mlflow {
@@ -61,7 +41,10 @@ pub async fn run(app: &App, cmd: ExportCommand) -> Result<ExitCode> {
             let selection = match (run, all) {
                 (Some(id), _) => Selection::One(id),
                 (None, true) => Selection::All {
-                    since: since.as_deref().map(parse_since).transpose()?,
+                    since: since
+                        .as_deref()
+                        .map(crate::report::traces::parse_since)
+                        .transpose()?,
                 },
                 (None, false) => return Err(anyhow!("name a run with --run R, or use --all")),
             };
@@ -98,25 +81,4 @@ pub async fn run(app: &App, cmd: ExportCommand) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn since_accepts_dates_and_rfc3339_and_names_the_flag_otherwise() {
-        assert_eq!(
-            parse_since("2026-11-01").unwrap(),
-            "2026-11-01T00:00:00.000Z"
-        );
-        assert_eq!(
-            parse_since("2026-11-01T12:00:00+01:00").unwrap(),
-            "2026-11-01T11:00:00.000Z"
-        );
-        assert!(parse_since("yesterday")
-            .unwrap_err()
-            .to_string()
-            .contains("--since"));
-    }
 }
