@@ -11,6 +11,9 @@ DSPy's cache; every timed call is a cache hit that never reaches the server
 - dspy.Predict of the same signature on a cached answer;
 - dspy.Evaluate of 1,000 cached examples (num_threads=4, like ours).
 
+Each as a user runs it (the LM's call history on, DSPy's default) and bare
+(`dspy.configure(disable_history=True)`), checked by the history's length.
+
 Usage: python bench/dspy_overhead.py --out bench/out/dspy.json [--calls 20000]
 """
 
@@ -132,7 +135,17 @@ def main():
         lm(prompt)
         call_mem.append((time.perf_counter() - t) * 1e6)
     assert HITS["n"] == 1, "cache hits reached the server"
+    assert len(lm.history) > 0, "the call history was off"
     lm.history.clear()
+    # The same bare: no call history (dspy.configure(disable_history=True)).
+    dspy.configure(disable_history=True)
+    call_mem_bare = []
+    for _ in range(a.calls):
+        t = time.perf_counter()
+        lm(prompt)
+        call_mem_bare.append((time.perf_counter() - t) * 1e6)
+    assert not lm.history, "disable_history left a history"
+    dspy.configure(disable_history=False)
 
     # 2. Disk-cache hit (memory cache off): DSPy's persistent tier.
     dspy.configure_cache(enable_disk_cache=True, enable_memory_cache=False, disk_cache_dir=cache_dir)
@@ -178,6 +191,14 @@ def main():
         prog.append((time.perf_counter() - t) * 1e6)
     assert HITS["n"] == before + 1
     lm.history.clear()
+    dspy.configure(disable_history=True)
+    prog_bare = []
+    for _ in range(max(1000, a.calls // 5)):
+        t = time.perf_counter()
+        predict(categories=categories, task_description=td)
+        prog_bare.append((time.perf_counter() - t) * 1e6)
+    assert not lm.history
+    dspy.configure(disable_history=False)
 
     # 4. Evaluate 1,000 cached examples.
     def metric(gold, pred, trace=None):
@@ -211,6 +232,16 @@ def main():
         evaluate(predict)
         eval_ms.append((time.perf_counter() - t) * 1e3)
     assert HITS["n"] == before + 1000
+    assert lm.history, "evaluation kept no history"
+    lm.history.clear()
+    dspy.configure(disable_history=True)
+    eval_bare_ms = []
+    for _ in range(3):
+        t = time.perf_counter()
+        evaluate(predict)
+        eval_bare_ms.append((time.perf_counter() - t) * 1e3)
+    assert not lm.history
+    dspy.configure(disable_history=False)
 
     res = {
         "benchmark": "overhead",
@@ -218,9 +249,12 @@ def main():
         "version": dspy.__version__,
         "python": sys.version.split()[0],
         "call_memory_hit": stats_us(call_mem),
+        "call_memory_hit_bare": stats_us(call_mem_bare),
         "call_disk_hit": stats_us(call_disk),
         "predict_cached": stats_us(prog),
+        "predict_cached_bare": stats_us(prog_bare),
         "evaluate_1000_cached_ms": statistics.median(eval_ms),
+        "evaluate_1000_cached_bare_ms": statistics.median(eval_bare_ms),
         "evaluate_1000_fill_with_stub_ms": fill_ms,
         "evaluate_threads": 4,
         "prompt_chars": len(prompt),

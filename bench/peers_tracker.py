@@ -29,7 +29,16 @@ RDBStorage: best trial of a study (get_best_trial) and the history of a study
 Both write a documented fraction of the runs when the full size would take
 long, and report rows/s, which do not depend on the fraction.
 
+Durability (`--durability`): `default` leaves SQLite as the peer ships it
+(rollback journal, synchronous=FULL); `matched` gives every connection the
+peer opens the pragmas skill-fleet runs with (WAL, synchronous=NORMAL),
+through an SQLAlchemy connect hook on every engine. Optuna's sampler
+(`--sampler`): `tpe` (its default) or `fixed`, a sampler that does no work
+(every parameter at its low end), so the timed loop is the storage alone.
+
 Usage: python bench/peers_tracker.py mlflow --runs 50 --out bench/out/mlflow.json
+       python bench/peers_tracker.py mlflow --durability matched --runs 50 --out bench/out/mlflow_matched.json
+       python bench/peers_tracker.py optuna --durability matched --sampler fixed --runs 10 --out bench/out/optuna_matched.json
        python bench/peers_tracker.py mlflow --layout batched --runs 100 --out bench/out/mlflow_batched.json
        python bench/peers_tracker.py optuna --runs 10 --out bench/out/optuna.json
 """
@@ -48,6 +57,34 @@ def score_of(run, cand, ex):
     x = (x * 0xFF51AFD7ED558CCD) & 0xFFFFFFFFFFFFFFFF
     x ^= x >> 33
     return (x % 1001) / 1000.0
+
+
+def match_durability():
+    """Every SQLAlchemy engine's new SQLite connections get WAL and
+    synchronous=NORMAL, the pragmas skill-fleet's store opens with."""
+    import sqlite3
+
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    @event.listens_for(Engine, "connect")
+    def _pragmas(dbapi_conn, _record):
+        if isinstance(dbapi_conn, sqlite3.Connection):
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+
+def journal_mode(path):
+    """The journal mode the peer left the file in (WAL persists in the file;
+    the rollback journal is `delete`), as a check that the setting took."""
+    import sqlite3
+
+    c = sqlite3.connect(path)
+    mode = c.execute("PRAGMA journal_mode").fetchone()[0]
+    c.close()
+    return mode
 
 
 def fresh(path):
@@ -78,6 +115,7 @@ def result_head(a, side, version, secs):
         "benchmark": "tracker",
         "side": side,
         "version": version,
+        "durability": a.durability,
         "runs": a.runs,
         "candidates_per_run": a.candidates,
         "scores_per_candidate": a.scores,
@@ -154,6 +192,7 @@ def bench_mlflow(a):
         "setup_secs": setup_secs,
         "candidates_per_sec": a.runs * a.candidates / secs,
         "file_bytes": size(path),
+        "journal_mode": journal_mode(path),
         "queries": {
             "best_candidate_of_run_ms": median_ms(best, picks),
             "score_history_of_run_ms": median_ms(history, picks),
@@ -214,6 +253,7 @@ def bench_mlflow_batched(a):
         **result_head(a, "mlflow-batched", mlflow.__version__, secs),
         "metric_rows_per_sec": (score_rows + a.runs * a.candidates) / secs,
         "file_bytes": size(path),
+        "journal_mode": journal_mode(path),
         "queries": {
             "best_candidate_of_run_ms": median_ms(best, picks),
             "score_history_of_run_ms": median_ms(history, picks),
@@ -224,6 +264,21 @@ def bench_mlflow_batched(a):
 
 def bench_optuna(a):
     import optuna
+
+    class FixedSampler(optuna.samplers.BaseSampler):
+        """Does no work: every parameter at the low end of its range (the
+        first choice of a categorical), so the storage is what is timed."""
+
+        def infer_relative_search_space(self, study, trial):
+            return {}
+
+        def sample_relative(self, study, trial, search_space):
+            return {}
+
+        def sample_independent(self, study, trial, name, distribution):
+            if isinstance(distribution, optuna.distributions.CategoricalDistribution):
+                return distribution.choices[0]
+            return distribution.low
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     path = os.path.abspath(os.path.join(a.dir, "optuna.db"))
@@ -238,7 +293,7 @@ def bench_optuna(a):
             study_name=name,
             storage=storage,
             direction="maximize",
-            sampler=optuna.samplers.TPESampler(seed=r),
+            sampler=optuna.samplers.TPESampler(seed=r) if a.sampler == "tpe" else FixedSampler(),
         )
 
         def objective(trial, r=r):
@@ -269,9 +324,11 @@ def bench_optuna(a):
     trials = a.runs * a.candidates
     return {
         **result_head(a, "optuna", optuna.__version__, secs),
+        "sampler": a.sampler,
         "trials": trials,
         "trials_per_sec": trials / secs,
         "file_bytes": size(path),
+        "journal_mode": journal_mode(path),
         "queries": {
             "best_candidate_of_run_ms": median_ms(best, picks),
             "score_history_of_run_ms": median_ms(history, picks),
@@ -286,10 +343,14 @@ def main():
     p.add_argument("--runs", type=int, default=50)
     p.add_argument("--candidates", type=int, default=100)
     p.add_argument("--scores", type=int, default=10)
+    p.add_argument("--durability", choices=["default", "matched"], default="default")
+    p.add_argument("--sampler", choices=["tpe", "fixed"], default="tpe", help="Optuna only")
     p.add_argument("--dir", default="bench/out/db")
     p.add_argument("--out", required=True)
     a = p.parse_args()
     os.makedirs(a.dir, exist_ok=True)
+    if a.durability == "matched":
+        match_durability()
     if a.peer == "optuna":
         res = bench_optuna(a)
     else:

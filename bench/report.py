@@ -263,51 +263,78 @@ def machine_block(m):
     return "\n".join(lines)
 
 
-def tracker_block(t, ml, op, mlb=None):
+DURABILITY = {
+    "default": "SQLite defaults (rollback journal, `synchronous=FULL`)",
+    "matched": "WAL, `synchronous=NORMAL` (as ours)",
+}
+
+
+def peer_name(p):
+    name = {"mlflow": "MLflow", "mlflow-batched": "MLflow batched", "optuna": "Optuna"}[p["side"]]
+    extra = [p.get("durability", "default") + " durability"]
+    if p["side"] == "optuna":
+        extra.append(p.get("sampler", "tpe") + " sampler")
+    return f"{name} ({', '.join(extra)})"
+
+
+def tracker_block(t, peers):
+    """`peers`: the peer results (MLflow, MLflow batched, Optuna; each with
+    its durability and, for Optuna, its sampler), in table order."""
     if not t:
         return "_Not run yet._"
-    o, r = t["ours"], t["raw"]
+    o, r, lim = t["ours"], t["raw"], t.get("raw_limit")
     rows = [
-        "| system | score rows written | score rows/s | all rows/s (runs, candidates, evaluations, scores) | trace rows/s | best candidate of a run | score history of a run | file size |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| system | durability | score rows written | score rows/s | all rows/s (runs, candidates, evaluations, scores) | trace rows/s | best candidate of a run | score history of a run | file size |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for label, s in (("skill-fleet (store writer, the product's path)", o), ("raw SQLite loop (rusqlite)", r)):
-        q = s["queries"]
+    ours_rows = [
+        ("skill-fleet (store writer, the product's path)", "WAL, `synchronous=NORMAL`", o),
+        ("raw SQLite loop (rusqlite, one-row statements, one transaction per run)", "WAL, `synchronous=NORMAL`", r),
+    ]
+    if lim:
+        ours_rows.append(("raw SQLite limit (multi-row statements of 128 rows, one transaction, ids assigned up front)", "WAL, `synchronous=NORMAL`, foreign keys off", lim))
+    for label, dur, s_ in ours_rows:
+        q = s_["queries"]
         rows.append(
-            f"| {label} | {fmt_int(s['score_rows'])} | {fmt_int(s['score_rows_per_sec'])} | "
-            f"{fmt_int(s['score_phase_rows_per_sec'])} | {fmt_int(s['trace_rows_per_sec'])} | "
-            f"{fmt_ms(q['best_candidate_of_run_ms'])} | {fmt_ms(q['score_history_of_run_ms'])} | {fmt_mb(s['file_bytes'])} (with 1M traces) |"
+            f"| {label} | {dur} | {fmt_int(s_['score_rows'])} | {fmt_int(s_['score_rows_per_sec'])} | "
+            f"{fmt_int(s_['score_phase_rows_per_sec'])} | {fmt_int(s_['trace_rows_per_sec'])} | "
+            f"{fmt_ms(q['best_candidate_of_run_ms'])} | {fmt_ms(q['score_history_of_run_ms'])} | {fmt_mb(s_['file_bytes'])} (with 1M traces) |"
         )
-    if ml:
-        q = ml["queries"]
-        rows.append(
-            f"| MLflow {ml['version']} ({ml['runs']} of 1,000 runs = {ml['fraction_of_full']:.0%}) | {fmt_int(ml['score_rows'])} | "
-            f"{fmt_int(ml['score_rows_per_sec'])} | n/a | n/a | {fmt_ms(q['best_candidate_of_run_ms'])} | "
-            f"{fmt_ms(q['score_history_of_run_ms'])} (metric history, no origin); {fmt_ms(q['score_history_with_origin_ms'])} with origin | {fmt_mb(ml['file_bytes'])} |"
-        )
-    if mlb:
-        q = mlb["queries"]
-        rows.append(
-            f"| MLflow {mlb['version']}, batched layout ({mlb['runs']} of 1,000 runs = {mlb['fraction_of_full']:.0%}) | {fmt_int(mlb['score_rows'])} | "
-            f"{fmt_int(mlb['score_rows_per_sec'])} | n/a | n/a | {fmt_ms(q['best_candidate_of_run_ms'])} (max taken in Python) | "
-            f"{fmt_ms(q['score_history_of_run_ms'])} (no origin); {fmt_ms(q['score_history_with_origin_ms'])} with origin | {fmt_mb(mlb['file_bytes'])} |"
-        )
-    if op:
-        q = op["queries"]
-        rows.append(
-            f"| Optuna {op['version']} ({op['runs']} of 1,000 studies = {op['fraction_of_full']:.1%}) | {fmt_int(op['score_rows'])} | "
-            f"{fmt_int(op['score_rows_per_sec'])} ({op['trials_per_sec']:.1f} trials/s) | n/a | n/a | "
-            f"{fmt_ms(q['best_candidate_of_run_ms'])} | {fmt_ms(q['score_history_of_run_ms'])} | {fmt_mb(op['file_bytes'])} |"
-        )
+    for p in peers:
+        q = p["queries"]
+        dur = DURABILITY.get(p.get("durability", "default"), "?")
+        if p.get("journal_mode"):
+            dur += f"; file left in `{p['journal_mode']}` mode"
+        if p["side"] == "mlflow":
+            rows.append(
+                f"| MLflow {p['version']} ({p['runs']} of 1,000 runs = {p['fraction_of_full']:.0%}) | {dur} | {fmt_int(p['score_rows'])} | "
+                f"{fmt_int(p['score_rows_per_sec'])} | n/a | n/a | {fmt_ms(q['best_candidate_of_run_ms'])} | "
+                f"{fmt_ms(q['score_history_of_run_ms'])} (metric history, no origin); {fmt_ms(q['score_history_with_origin_ms'])} with origin | {fmt_mb(p['file_bytes'])} |"
+            )
+        elif p["side"] == "mlflow-batched":
+            rows.append(
+                f"| MLflow {p['version']}, batched layout ({p['runs']} of 1,000 runs = {p['fraction_of_full']:.0%}) | {dur} | {fmt_int(p['score_rows'])} | "
+                f"{fmt_int(p['score_rows_per_sec'])} | n/a | n/a | {fmt_ms(q['best_candidate_of_run_ms'])} (max taken in Python) | "
+                f"{fmt_ms(q['score_history_of_run_ms'])} (no origin); {fmt_ms(q['score_history_with_origin_ms'])} with origin | {fmt_mb(p['file_bytes'])} |"
+            )
+        else:
+            sampler = {"tpe": "TPE sampler", "fixed": "a sampler that does no work"}.get(p.get("sampler", "tpe"), "?")
+            rows.append(
+                f"| Optuna {p['version']}, {sampler} ({p['runs']} of 1,000 studies = {p['fraction_of_full']:.1%}) | {dur} | {fmt_int(p['score_rows'])} | "
+                f"{fmt_int(p['score_rows_per_sec'])} ({p['trials_per_sec']:.1f} trials/s) | n/a | n/a | "
+                f"{fmt_ms(q['best_candidate_of_run_ms'])} | {fmt_ms(q['score_history_of_run_ms'])} | {fmt_mb(p['file_bytes'])} |"
+            )
     out = "\n".join(rows)
     notes = [
         "",
         f"SQLite {t.get('sqlite_version', '?')}. Time to write the full 1,000,000 score rows: "
-        f"skill-fleet {o['score_phase_secs']:.1f} s, raw SQLite {r['score_phase_secs']:.1f} s"
-        + (f", MLflow {ml['extrapolated_full_secs'] / 60:,.0f} min (extrapolated)" if ml else "")
-        + (f", MLflow batched {mlb['extrapolated_full_secs'] / 60:,.1f} min (extrapolated)" if mlb else "")
-        + (f", Optuna {op['extrapolated_full_secs'] / 60:,.0f} min (extrapolated)" if op else "")
-        + f". 1,000,000 trace rows: skill-fleet {o['trace_secs']:.1f} s, raw SQLite {r['trace_secs']:.1f} s.",
+        f"skill-fleet {o['score_phase_secs']:.1f} s, raw SQLite loop {r['score_phase_secs']:.1f} s"
+        + (f", raw SQLite limit {lim['score_phase_secs']:.1f} s" if lim else "")
+        + "".join(
+            f", {peer_name(p)} {p['extrapolated_full_secs'] / 60:,.1f} min (extrapolated)" for p in peers
+        )
+        + f". 1,000,000 trace rows: skill-fleet {o['trace_secs']:.1f} s, raw SQLite loop {r['trace_secs']:.1f} s"
+        + (f", raw SQLite limit {lim['trace_secs']:.1f} s." if lim else "."),
         "",
         f"Best candidate of *every* run at once (`... FROM candidate_leaderboard WHERE rank = 1`, 1,000 rows): "
         f"skill-fleet file {fmt_ms(o['queries']['best_candidate_of_every_run_ms'])}, raw file {fmt_ms(r['queries']['best_candidate_of_every_run_ms'])}.",
@@ -350,16 +377,22 @@ def overhead_block(ours, dspy):
         return f"| {label} | {fmt(ov) if ov is not None else 'n/a'} | {fmt(dv) if dv is not None else 'n/a'} | {ratio(ov, dv)} |"
 
     g = lambda k: d.get(k, {}).get("median_us") if d else None
+    section = lambda title: f"| **{title}** | | | |"
     rows = [
         f"| median per operation | skill-fleet | DSPy {d.get('version', '')} | DSPy / skill-fleet |",
         "| --- | ---: | ---: | ---: |",
-        row("LM call, memory-cache hit", o["call_memory_hit"]["median_us"], g("call_memory_hit"), fmt_us),
-        row("LM call, persistent-tier hit (SQLite / diskcache)", o["call_sqlite_tier_hit"]["median_us"], g("call_disk_hit"), fmt_us),
-        row("LM call, memory hit, with SQLite cache + trace writer (caller-visible)", o["call_db_cache_and_tracer_hit"]["median_us"], None, fmt_us),
-        row("  the same, amortized incl. writing the trace rows", o["call_db_cache_and_tracer_amortized_us"], None, fmt_us),
-        row("program run / `Predict` on a cached answer", o["run_program_cached"]["median_us"], g("predict_cached"), fmt_us),
-        row("evaluation of 1,000 cached examples", o["evaluate_1000_cached_ms"], d.get("evaluate_1000_cached_ms"), fmt_ms),
-        row("  the same, persisting each score as the eval job does (store writer)", o["evaluate_1000_cached_persisted_ms"], None, fmt_ms),
+        section("as each runs by default: ours with the SQLite cache tier and trace writer, DSPy with its call history"),
+        row("LM call, memory-cache hit", o["call_db_cache_and_tracer_hit"]["median_us"], g("call_memory_hit"), fmt_us),
+        row("  ours amortized incl. writing the trace rows", o["call_db_cache_and_tracer_amortized_us"], None, fmt_us),
+        row("program run / `Predict` on a cached answer", o.get("run_program_cached_traced", {}).get("median_us"), g("predict_cached"), fmt_us),
+        row("evaluation of 1,000 cached examples (ours: every score persisted as the eval job does)", o.get("evaluate_1000_cached_traced_persisted_ms"), d.get("evaluate_1000_cached_ms"), fmt_ms),
+        section("bare: ours memory LRU only, no trace writer; DSPy with `disable_history=True`"),
+        row("LM call, memory-cache hit", o["call_memory_hit"]["median_us"], g("call_memory_hit_bare"), fmt_us),
+        row("program run / `Predict` on a cached answer", o["run_program_cached"]["median_us"], g("predict_cached_bare"), fmt_us),
+        row("evaluation of 1,000 cached examples", o["evaluate_1000_cached_ms"], d.get("evaluate_1000_cached_bare_ms"), fmt_ms),
+        row("  ours with every score persisted (store writer), no traces", o["evaluate_1000_cached_persisted_ms"], None, fmt_ms),
+        section("persistent tier (a fresh process's hit)"),
+        row("LM call, SQLite tier / diskcache hit", o["call_sqlite_tier_hit"]["median_us"], g("call_disk_hit"), fmt_us),
     ]
     bd = ""
     if "breakdown_cache_key" in o:
@@ -461,19 +494,29 @@ def targets_block(ov, dspy, lo, ls, tr=None):
         t = o["trace_rows_per_sec"]
         rt = tr["raw"]["trace_rows_per_sec"]
         rows.append(f"| the same for trace rows (~450-byte rows) | {fmt_int(t)} rows/s (raw SQLite loop {fmt_int(rt)}) | {'yes' if t >= 300000 else 'no'} |")
-        rows.append(f"| trace rows at least half the raw limit (the rule the 300k figure comes from) | {t / rt:.0%} of the raw loop | {'yes' if t >= rt / 2 else 'no'} |")
+        lim = tr.get("raw_limit")
+        if lim:
+            rl = lim["trace_rows_per_sec"]
+            rows.append(f"| trace rows at least half the raw limit (the rule the 300k figure comes from) | {t / rl:.0%} of the raw SQLite limit ({fmt_int(rl)} rows/s); {t / rt:.0%} of the plain loop | {'yes' if t >= rl / 2 else 'no'} |")
+        else:
+            rows.append(f"| trace rows at least half the raw limit (the rule the 300k figure comes from) | {t / rt:.0%} of the raw loop | {'yes' if t >= rt / 2 else 'no'} |")
         q = max(o["queries"]["best_candidate_of_run_ms"], o["queries"]["score_history_of_run_ms"])
         rows.append(f"| every tracker query under 10 ms | slowest {fmt_ms(q)} | {'yes' if q < 10 else 'no'} |")
     if ov:
-        o = ov["ours"]["call_memory_hit"]["median_us"]
-        rows.append(f"| cache-hit overhead under 50 us | {fmt_us(o)} per `LmClient::call` hit | {'yes' if o < 50 else 'no'} |")
+        oo = ov["ours"]
+        o = oo["call_memory_hit"]["median_us"]
+        rows.append(f"| cache-hit overhead under 50 us | {fmt_us(o)} per bare `LmClient::call` hit; {fmt_us(oo['call_db_cache_and_tracer_hit']['median_us'])} with the SQLite cache tier and trace writer | {'yes' if max(o, oo['call_db_cache_and_tracer_hit']['median_us']) < 50 else 'no'} |")
         if dspy:
-            d = dspy["call_memory_hit"]["median_us"]
-            rows.append(f"| (for reference, not a target: a bare LM call below the program, against `dspy.LM.__call__`) | {d / o:,.0f}x ({fmt_us(d)} vs {fmt_us(o)}) | n/a |")
-            dp, op = dspy["predict_cached"]["median_us"], ov["ours"]["run_program_cached"]["median_us"]
-            rows.append(f"| 50x lower than DSPy per cached predict call (program run) | {dp / op:,.0f}x ({fmt_us(dp)} vs {fmt_us(op)}) | {'yes' if dp / op >= 50 else 'no'} |")
-            de, oe = dspy["evaluate_1000_cached_ms"], ov["ours"]["evaluate_1000_cached_ms"]
-            rows.append(f"| 50x lower than DSPy per cached evaluation of 1,000 | {de / oe:,.0f}x ({fmt_ms(de)} vs {fmt_ms(oe)}) | {'yes' if de / oe >= 50 else 'no'} |")
+            def fifty(what, dv, ov_, fmt):
+                return f"| 50x lower than DSPy per {what} | {dv / ov_:,.0f}x ({fmt(dv)} vs {fmt(ov_)}) | {'yes' if dv / ov_ >= 50 else 'no'} |"
+            if "predict_cached_bare" in dspy and "run_program_cached_traced" in oo:
+                rows.append(fifty("cached predict call (program run), each as it runs by default (ours traced, DSPy with history)", dspy["predict_cached"]["median_us"], oo["run_program_cached_traced"]["median_us"], fmt_us))
+                rows.append(fifty("cached predict call, both bare (ours untraced, DSPy `disable_history`)", dspy["predict_cached_bare"]["median_us"], oo["run_program_cached"]["median_us"], fmt_us))
+                rows.append(fifty("cached evaluation of 1,000, each as it runs by default (ours traced and persisted)", dspy["evaluate_1000_cached_ms"], oo["evaluate_1000_cached_traced_persisted_ms"], fmt_ms))
+                rows.append(fifty("cached evaluation of 1,000, both bare", dspy["evaluate_1000_cached_bare_ms"], oo["evaluate_1000_cached_ms"], fmt_ms))
+            else:
+                rows.append(fifty("cached predict call (program run)", dspy["predict_cached"]["median_us"], oo["run_program_cached"]["median_us"], fmt_us))
+                rows.append(fifty("cached evaluation of 1,000", dspy["evaluate_1000_cached_ms"], oo["evaluate_1000_cached_ms"], fmt_ms))
     if lo and ls:
         for name in ("single", "concurrent4", "shared_prefix4"):
             if name in lo["workloads"] and name in ls["workloads"]:
@@ -506,9 +549,19 @@ def main():
             doc = re.sub(r"^## Optimization quality vs DSPy\n.*\Z", lambda _: quality, doc, flags=re.S | re.M)
     L = lambda n: load(a.out_dir, n)
     doc = replace_block(doc, "machine", machine_block(L("machine.json")))
-    tr = tracker_block(L("tracker.json"), L("mlflow.json"), L("optuna.json"), L("mlflow_batched.json"))
-    tr += "\n\n" + load_note(a.out_dir, [("tracker", "skill-fleet and raw SQLite"), ("mlflow", "MLflow"), ("mlflow_batched", "MLflow batched"), ("optuna", "Optuna")])
-    tr += " " + measured_at(a.out_dir, "tracker.json", "mlflow.json", "mlflow_batched.json", "optuna.json")
+    peer_files = [
+        ("mlflow", "MLflow"),
+        ("mlflow_matched", "MLflow, matched durability"),
+        ("mlflow_batched", "MLflow batched"),
+        ("mlflow_batched_matched", "MLflow batched, matched durability"),
+        ("optuna", "Optuna"),
+        ("optuna_matched_tpe", "Optuna, matched durability, TPE"),
+        ("optuna_matched", "Optuna, matched durability, no-work sampler"),
+    ]
+    peers = [x for x in (L(f + ".json") for f, _ in peer_files) if x]
+    tr = tracker_block(L("tracker.json"), peers)
+    tr += "\n\n" + load_note(a.out_dir, [("tracker", "skill-fleet and raw SQLite")] + peer_files)
+    tr += " " + measured_at(a.out_dir, "tracker.json", *[f + ".json" for f, _ in peer_files])
     doc = replace_block(doc, "tracker", tr)
     ov = overhead_block(L("overhead.json"), L("dspy.json"))
     ov += "\n\n" + load_note(a.out_dir, [("overhead", "skill-fleet"), ("dspy", "DSPy")])

@@ -124,6 +124,13 @@ if want A; then
   measure mlflow_batched timeout 1200 "$PY" bench/peers_tracker.py mlflow --layout batched --runs "${MLFLOW_BATCHED_RUNS:-200}" --out "$OUT/mlflow_batched.json" >/dev/null
   step "A: Optuna (${OPTUNA_RUNS:-5} of 1,000 studies)"
   measure optuna timeout 1200 "$PY" bench/peers_tracker.py optuna --runs "${OPTUNA_RUNS:-5}" --out "$OUT/optuna.json" >/dev/null
+  # The peers again with our durability (WAL, synchronous=NORMAL through an
+  # SQLAlchemy connect hook), and Optuna also with a sampler that does no work.
+  step "A: MLflow, MLflow batched and Optuna with matched durability"
+  measure mlflow_matched timeout 1200 "$PY" bench/peers_tracker.py mlflow --durability matched --runs "${MLFLOW_RUNS:-50}" --out "$OUT/mlflow_matched.json" >/dev/null
+  measure mlflow_batched_matched timeout 1200 "$PY" bench/peers_tracker.py mlflow --layout batched --durability matched --runs "${MLFLOW_BATCHED_RUNS:-200}" --out "$OUT/mlflow_batched_matched.json" >/dev/null
+  measure optuna_matched_tpe timeout 1200 "$PY" bench/peers_tracker.py optuna --durability matched --runs "${OPTUNA_RUNS:-5}" --out "$OUT/optuna_matched_tpe.json" >/dev/null
+  measure optuna_matched timeout 1200 "$PY" bench/peers_tracker.py optuna --durability matched --sampler fixed --runs "${OPTUNA_RUNS:-5}" --out "$OUT/optuna_matched.json" >/dev/null
   rm -rf "$OUT"/db/tracker-*.db* "$OUT"/db/mlflow*.db* "$OUT"/db/mlflow*-artifacts "$OUT"/db/optuna.db*
 fi
 

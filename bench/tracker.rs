@@ -2,7 +2,7 @@
 //!
 //! Writes RUNS runs x CANDIDATES candidates x SCORES per-example scores (one
 //! full validation evaluation per candidate) plus TRACES trace rows into a
-//! fresh SQLite file, twice:
+//! fresh SQLite file, three times:
 //!
 //! - `ours`: the path an optimization takes — the store writer
 //!   (`src/store/writer.rs`): a run, then per candidate `add_candidate` and
@@ -11,7 +11,10 @@
 //!   the traces as queued writes, all committed in groups by the writer thread;
 //! - `raw`: the same schema (migrations V1-V3), pragmas (WAL, synchronous=NORMAL,
 //!   foreign_keys) and rows through a minimal rusqlite prepared-statement loop,
-//!   one transaction per run (a plain loop, not a limit of SQLite).
+//!   one transaction per run (a plain loop, not a limit of SQLite);
+//! - `raw_limit`: what SQLite itself takes: the same schema, pragmas and rows
+//!   with ids assigned up front, foreign keys off, prepared multi-row inserts
+//!   and one transaction per phase.
 //!
 //! Then times two queries on each file (median of 20, each on a different run):
 //! "best candidate of a run" through the `candidate_leaderboard` view, and
@@ -354,14 +357,18 @@ fn ours(a: &Args, path: &Path) -> Value {
     report("ours", a, path, score_secs, trace_secs, queries)
 }
 
-fn raw(a: &Args, path: &Path) -> Value {
+/// A fresh file with the migrations' schema, WAL and `synchronous=NORMAL`,
+/// foreign keys on or off, and the trainset the scores point at; returns the
+/// connection and the example ids.
+fn raw_setup(a: &Args, path: &Path, foreign_keys: bool) -> (Connection, Vec<i64>) {
     fresh(path);
-    let mut conn = Connection::open(path).unwrap();
+    let conn = Connection::open(path).unwrap();
     let _mode: String = conn
         .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
         .unwrap();
     conn.pragma_update(None, "synchronous", "NORMAL").unwrap();
-    conn.pragma_update(None, "foreign_keys", true).unwrap();
+    conn.pragma_update(None, "foreign_keys", foreign_keys)
+        .unwrap();
     conn.execute_batch(SCHEMA).unwrap();
     conn.execute(
         "INSERT INTO trainsets (name, content_hash, source, format, n_examples, created_at) VALUES ('bench', 'h', 's', 'json', ?1, 'now')",
@@ -378,6 +385,11 @@ fn raw(a: &Args, path: &Path) -> Value {
         .unwrap();
         examples.push(conn.last_insert_rowid());
     }
+    (conn, examples)
+}
+
+fn raw(a: &Args, path: &Path) -> Value {
+    let (mut conn, examples) = raw_setup(a, path, true);
     let now = skill_fleet::util::now();
 
     let t0 = Instant::now();
@@ -478,6 +490,250 @@ fn raw(a: &Args, path: &Path) -> Value {
     report("raw", a, path, score_secs, trace_secs, queries)
 }
 
+/// Rows per multi-row `INSERT` on the limit side.
+const LIMIT_CHUNK: usize = 128;
+
+/// Collects rows of one table and sends them `LIMIT_CHUNK` rows per prepared
+/// multi-row `INSERT`.
+struct Chunked<'t> {
+    tx: &'t rusqlite::Transaction<'t>,
+    head: String,
+    ncols: usize,
+    buf: Vec<rusqlite::types::Value>,
+}
+
+impl<'t> Chunked<'t> {
+    fn new(tx: &'t rusqlite::Transaction<'t>, table: &str, cols: &[&str]) -> Self {
+        Chunked {
+            tx,
+            head: format!("INSERT INTO {table} ({}) VALUES ", cols.join(", ")),
+            ncols: cols.len(),
+            buf: Vec::with_capacity(cols.len() * LIMIT_CHUNK),
+        }
+    }
+
+    fn push(&mut self, row: impl IntoIterator<Item = rusqlite::types::Value>) {
+        self.buf.extend(row);
+        if self.buf.len() == self.ncols * LIMIT_CHUNK {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.buf.is_empty() {
+            return;
+        }
+        let rows = self.buf.len() / self.ncols;
+        let one = format!("({})", vec!["?"; self.ncols].join(", "));
+        let sql = format!("{}{}", self.head, vec![one; rows].join(", "));
+        self.tx
+            .prepare_cached(&sql)
+            .unwrap()
+            .execute(rusqlite::params_from_iter(self.buf.drain(..)))
+            .unwrap();
+    }
+}
+
+/// What SQLite itself can take on this disk: the same schema, pragmas and
+/// rows, with ids assigned up front, foreign keys off, prepared multi-row
+/// inserts of `LIMIT_CHUNK` rows, and one transaction per phase.
+fn raw_limit(a: &Args, path: &Path) -> Value {
+    use rusqlite::types::Value as V;
+    let (mut conn, examples) = raw_setup(a, path, false);
+    let now = skill_fleet::util::now();
+    let text = |s: String| V::Text(s);
+
+    let t0 = Instant::now();
+    let tx = conn.transaction().unwrap();
+    let mut run_ids = Vec::with_capacity(a.runs);
+    let mut cand_ids: Vec<Vec<i64>> = Vec::with_capacity(a.runs);
+    {
+        let mut runs = Chunked::new(
+            &tx,
+            "runs",
+            &[
+                "id",
+                "kind",
+                "optimizer",
+                "config_json",
+                "seed",
+                "started_at",
+            ],
+        );
+        let mut cands = Chunked::new(
+            &tx,
+            "candidates",
+            &[
+                "id",
+                "run_id",
+                "parent_ids",
+                "origin",
+                "spec_json",
+                "hash",
+                "trial",
+                "created_at",
+            ],
+        );
+        let mut evals = Chunked::new(
+            &tx,
+            "evaluations",
+            &[
+                "id",
+                "run_id",
+                "candidate_id",
+                "split",
+                "kind",
+                "metric",
+                "n",
+                "mean_score",
+                "status",
+                "created_at",
+                "finished_at",
+            ],
+        );
+        let mut scores = Chunked::new(
+            &tx,
+            "scores",
+            &["evaluation_id", "example_id", "score", "feedback"],
+        );
+        let mut next_id = 1i64;
+        for r in 0..a.runs {
+            let run = r as i64 + 1;
+            runs.push([
+                V::Integer(run),
+                text("optimize".into()),
+                text("bench".into()),
+                text("{}".into()),
+                V::Integer(r as i64),
+                text(now.clone()),
+            ]);
+            let mut ids = Vec::with_capacity(a.candidates);
+            for c in 0..a.candidates {
+                let (cid, eid) = (next_id, next_id);
+                next_id += 1;
+                let parents = if c == 0 {
+                    "[]".to_string()
+                } else {
+                    format!("[{}]", cid - 1)
+                };
+                let origin = if c == 0 {
+                    "baseline".to_string()
+                } else {
+                    format!("trial-{c}")
+                };
+                cands.push([
+                    V::Integer(cid),
+                    V::Integer(run),
+                    text(parents),
+                    text(origin),
+                    text(spec_json(r, c)),
+                    text(format!("{r:08x}{c:08x}")),
+                    V::Integer(c as i64),
+                    text(now.clone()),
+                ]);
+                let mean = (0..a.scores).map(|e| score_of(r, c, e)).sum::<f64>() / a.scores as f64;
+                evals.push([
+                    V::Integer(eid),
+                    V::Integer(run),
+                    V::Integer(cid),
+                    text("val".into()),
+                    text("full".into()),
+                    text("skill_comprehensive".into()),
+                    V::Integer(a.scores as i64),
+                    V::Real(mean),
+                    text("done".into()),
+                    text(now.clone()),
+                    text(now.clone()),
+                ]);
+                for (e, ex) in examples.iter().enumerate() {
+                    let s = score_of(r, c, e);
+                    scores.push([
+                        V::Integer(eid),
+                        V::Integer(*ex),
+                        V::Real(s),
+                        text(feedback(s)),
+                    ]);
+                }
+                ids.push(cid);
+            }
+            run_ids.push(run);
+            cand_ids.push(ids);
+        }
+        // What is left of each table (the foreign key check below covers
+        // the order chunks went in).
+        runs.flush();
+        cands.flush();
+        evals.flush();
+        scores.flush();
+    }
+    tx.commit().unwrap();
+    let score_secs = t0.elapsed().as_secs_f64();
+
+    let t1 = Instant::now();
+    let tx = conn.transaction().unwrap();
+    {
+        let mut traces = Chunked::new(
+            &tx,
+            "traces",
+            &[
+                "run_id",
+                "candidate_id",
+                "example_id",
+                "predictor",
+                "role",
+                "provider",
+                "model",
+                "prompt_tokens",
+                "completion_tokens",
+                "cost_usd",
+                "latency_ms",
+                "cache_hit",
+                "attempts",
+                "request_json",
+                "response_text",
+                "at",
+            ],
+        );
+        let per_batch = (a.candidates * a.scores).max(1);
+        for i in 0..a.traces {
+            let (r, j) = ((i / per_batch) % a.runs, i % per_batch);
+            traces.push([
+                V::Integer(run_ids[r]),
+                V::Integer(cand_ids[r][(j / a.scores) % a.candidates]),
+                V::Integer(examples[j % a.scores]),
+                text("understand".into()),
+                text("task".into()),
+                text("local".into()),
+                text("gemma-3-270m-q4_k_m".into()),
+                V::Integer(412),
+                V::Integer(57),
+                V::Real(0.0),
+                V::Real(812.5),
+                V::Integer(i64::from(j % 3 == 0)),
+                V::Integer(1),
+                text(request_json(i)),
+                text(RESPONSE.into()),
+                text(now.clone()),
+            ]);
+        }
+        traces.flush();
+    }
+    tx.commit().unwrap();
+    let trace_secs = t1.elapsed().as_secs_f64();
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .unwrap();
+    let fk: Vec<String> = conn
+        .prepare("PRAGMA foreign_key_check")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(fk.is_empty(), "the limit side wrote dangling rows: {fk:?}");
+    let queries = time_queries(&conn, &run_ids, a.candidates);
+    report("raw_limit", a, path, score_secs, trace_secs, queries)
+}
+
 fn report(
     name: &str,
     a: &Args,
@@ -509,12 +765,14 @@ fn main() {
     std::fs::create_dir_all(&a.dir).unwrap();
     let ours = ours(&a, &a.dir.join("tracker-ours.db"));
     let raw = raw(&a, &a.dir.join("tracker-raw.db"));
+    let raw_limit = raw_limit(&a, &a.dir.join("tracker-raw-limit.db"));
     let out = json!({
         "benchmark": "tracker",
         "sqlite_version": rusqlite::version(),
         "profile": if cfg!(debug_assertions) { "debug-assertions on" } else { "optimized" },
         "ours": ours,
         "raw": raw,
+        "raw_limit": raw_limit,
     });
     if let Some(dir) = a.out.parent() {
         std::fs::create_dir_all(dir).unwrap();
