@@ -7,6 +7,10 @@
 //! example of an evaluation) is evaluated once into sequence 0, kept there
 //! across batches, and copied into each request's sequence, so only each
 //! example's own tokens are prefilled.
+//!
+//! A request with a grammar (constrained decoding) gets llama.cpp's grammar
+//! sampler; see [`constrained_pick`] for how it stays cheap on a 262k-token
+//! vocabulary.
 
 use super::{LanguageModel, LmError, LmRequest, LmResponse, Prompt};
 use crate::config::LocalConfig;
@@ -17,6 +21,8 @@ use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::data::LlamaTokenData;
+use llama_cpp_2::token::data_array::LlamaTokenDataArray;
 use llama_cpp_2::token::LlamaToken;
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -203,6 +209,9 @@ struct Seq {
     /// Greedy decoding reads the logits directly (see [`argmax`]) instead of
     /// going through `sampler`, which copies the whole vocabulary per token.
     greedy: bool,
+    /// The request's grammar, when it has one; then `sampler` only does
+    /// top-p, temperature and the draw (see [`constrained_pick`]).
+    grammar: Option<LlamaSampler>,
     out: Vec<u8>,
     generated: u32,
     done: bool,
@@ -348,6 +357,13 @@ impl Worker<'_> {
         for &i in live {
             let p = &jobs[i].request.params;
             for choice in 0..p.n.max(1) as usize {
+                let grammar = match &p.grammar {
+                    Some(g) => Some(
+                        LlamaSampler::grammar(self.model, g, "root")
+                            .map_err(|e| LmError::Provider(format!("llama.cpp grammar: {e}")))?,
+                    ),
+                    None => None,
+                };
                 let sampler = if p.temperature <= 0.0 {
                     LlamaSampler::greedy()
                 } else {
@@ -362,12 +378,22 @@ impl Worker<'_> {
                             })
                             .unwrap_or(0)
                     });
-                    LlamaSampler::chain_simple([
-                        LlamaSampler::top_k(40),
-                        LlamaSampler::top_p(0.95, 1),
-                        LlamaSampler::temp(p.temperature),
-                        LlamaSampler::dist((seed as u32).wrapping_add(choice as u32)),
-                    ])
+                    let dist = LlamaSampler::dist((seed as u32).wrapping_add(choice as u32));
+                    if grammar.is_some() {
+                        // Top-k is done by `constrained_pick`.
+                        LlamaSampler::chain_simple([
+                            LlamaSampler::top_p(0.95, 1),
+                            LlamaSampler::temp(p.temperature),
+                            dist,
+                        ])
+                    } else {
+                        LlamaSampler::chain_simple([
+                            LlamaSampler::top_k(40),
+                            LlamaSampler::top_p(0.95, 1),
+                            LlamaSampler::temp(p.temperature),
+                            dist,
+                        ])
+                    }
                 };
                 seqs.push(Seq {
                     job: i,
@@ -375,6 +401,7 @@ impl Worker<'_> {
                     tokens: prompts[i].clone(),
                     sampler,
                     greedy: p.temperature <= 0.0,
+                    grammar,
                     out: Vec::new(),
                     generated: 0,
                     done: false,
@@ -471,10 +498,15 @@ impl Worker<'_> {
                     continue;
                 }
                 let params = &jobs[s.job].request.params;
-                let token = if s.greedy {
-                    argmax(self.ctx.get_logits_ith(s.logits_at))
-                } else {
-                    s.sampler.sample(&self.ctx, s.logits_at)
+                let token = match (&mut s.grammar, s.greedy) {
+                    (Some(g), greedy) => constrained_pick(
+                        g,
+                        (!greedy).then_some(&mut s.sampler),
+                        self.ctx.get_logits_ith(s.logits_at),
+                    )
+                    .unwrap_or_else(|| vocab.eos()),
+                    (None, true) => argmax(self.ctx.get_logits_ith(s.logits_at)),
+                    (None, false) => s.sampler.sample(&self.ctx, s.logits_at),
                 };
                 if vocab.is_eog(token) {
                     s.done = true;
@@ -526,6 +558,76 @@ fn argmax(logits: &[f32]) -> LlamaToken {
         }
     }
     LlamaToken(best as i32)
+}
+
+/// Picks the next token under a grammar, and advances the grammar by it.
+///
+/// Applying the grammar sampler to all 262,144 candidates on every token is
+/// expensive, and almost always unnecessary: the model's own top choices are
+/// usually allowed. So the grammar first judges only the top candidates (the
+/// argmax when greedy, the top 40 otherwise, as the unconstrained chain's
+/// top-k), then the top 1,024, and only when it rejects all of those the
+/// whole vocabulary (llama.cpp's common sampler also tries the model's own
+/// pick first). Greedy takes the
+/// best allowed token; otherwise `sampler` (top-p, temperature, draw) picks
+/// among the allowed ones. `None` when the grammar allows nothing (it had
+/// already ended, and the end of generation was not among the logits).
+fn constrained_pick(
+    grammar: &mut LlamaSampler,
+    sampler: Option<&mut LlamaSampler>,
+    logits: &[f32],
+) -> Option<LlamaToken> {
+    let allowed = |ids: &mut dyn Iterator<Item = usize>, grammar: &mut LlamaSampler| {
+        let mut arr = LlamaTokenDataArray::from_iter(
+            ids.map(|i| LlamaTokenData::new(LlamaToken(i as i32), logits[i], 0.0)),
+            false,
+        );
+        grammar.apply(&mut arr);
+        arr.data.retain(|d| d.logit().is_finite());
+        arr
+    };
+    // Widening tiers of the model's own ranking; the whole vocabulary last.
+    let first = if sampler.is_some() { 40 } else { 1 };
+    let mut arr = LlamaTokenDataArray::new(Vec::new(), false);
+    for k in [first, 1024] {
+        arr = allowed(&mut top_k(logits, k).into_iter(), grammar);
+        if !arr.data.is_empty() {
+            break;
+        }
+    }
+    if arr.data.is_empty() {
+        arr = allowed(&mut (0..logits.len()), grammar);
+    }
+    let token = match sampler {
+        _ if arr.data.is_empty() => return None,
+        None => arr
+            .data
+            .iter()
+            .fold(None::<&LlamaTokenData>, |best, d| match best {
+                Some(b) if b.logit() >= d.logit() => Some(b),
+                _ => Some(d),
+            })
+            .map(LlamaTokenData::id)?,
+        Some(s) => {
+            arr.sorted = false;
+            s.apply(&mut arr);
+            arr.selected_token()?
+        }
+    };
+    grammar.accept(token);
+    Some(token)
+}
+
+/// The indices of the `k` highest logits, in no particular order.
+fn top_k(logits: &[f32], k: usize) -> Vec<usize> {
+    if k <= 1 {
+        return vec![argmax(logits).0 as usize];
+    }
+    let mut idx: Vec<usize> = (0..logits.len()).collect();
+    let k = k.min(idx.len());
+    idx.select_nth_unstable_by(k - 1, |&a, &b| logits[b].total_cmp(&logits[a]));
+    idx.truncate(k);
+    idx
 }
 
 /// Cuts generated text before the first stop string.

@@ -48,6 +48,11 @@ pub struct LmParams {
     pub n: u32,
     #[serde(default)]
     pub seed: Option<u64>,
+    /// A GBNF grammar the answer must follow (constrained decoding, see
+    /// `program::grammar`). Left out of the JSON when absent, so requests
+    /// without one keep their cache keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grammar: Option<String>,
 }
 
 fn one() -> u32 {
@@ -62,6 +67,7 @@ impl Default for LmParams {
             stop: Vec::new(),
             n: 1,
             seed: None,
+            grammar: None,
         }
     }
 }

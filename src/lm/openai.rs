@@ -1,9 +1,15 @@
 //! OpenAI-compatible servers (llama.cpp server, Ollama, vLLM, OpenAI):
 //! `/v1/chat/completions` and `/v1/completions`.
+//!
+//! A request's grammar (constrained decoding) goes as llama-server's
+//! `grammar` field. A server that refuses the field (400 naming it, as
+//! OpenAI's API does) gets the request again without it, and no grammar
+//! after that; the answer is then parsed as an unconstrained one.
 
 use super::retry::parse_retry_after;
 use super::{LanguageModel, LmError, LmRequest, LmResponse, Prompt};
 use serde_json::{json, Value};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// Which endpoint requests go to.
@@ -35,6 +41,8 @@ pub struct OpenAiModel {
     model: String,
     api_key: Option<String>,
     mode: Mode,
+    /// Cleared when the server refuses a `grammar` field.
+    takes_grammar: AtomicBool,
 }
 
 impl OpenAiModel {
@@ -56,10 +64,11 @@ impl OpenAiModel {
             model: model.to_string(),
             api_key,
             mode,
+            takes_grammar: AtomicBool::new(true),
         })
     }
 
-    fn body(&self, req: &LmRequest) -> Value {
+    fn body(&self, req: &LmRequest, with_grammar: bool) -> Value {
         let p = &req.params;
         let mut body = json!({
             "model": self.model,
@@ -67,6 +76,9 @@ impl OpenAiModel {
             "max_tokens": p.max_tokens,
             "n": p.n,
         });
+        if let Some(g) = p.grammar.as_ref().filter(|_| with_grammar) {
+            body["grammar"] = json!(g);
+        }
         if !p.stop.is_empty() {
             body["stop"] = json!(p.stop);
         }
@@ -152,16 +164,39 @@ impl LanguageModel for OpenAiModel {
             Mode::Chat => "chat/completions",
             Mode::Completion => "completions",
         };
-        let mut http = self
-            .http
-            .post(format!("{}/{path}", self.base_url))
-            .json(&self.body(req));
-        if let Some(key) = &self.api_key {
-            http = http.bearer_auth(key);
-        }
-        let resp = http.send().await.map_err(transport_error)?;
+        let send = |with_grammar: bool| {
+            let mut http = self
+                .http
+                .post(format!("{}/{path}", self.base_url))
+                .json(&self.body(req, with_grammar));
+            if let Some(key) = &self.api_key {
+                http = http.bearer_auth(key);
+            }
+            http.send()
+        };
+        let with_grammar =
+            req.params.grammar.is_some() && self.takes_grammar.load(Ordering::Relaxed);
+        let mut resp = send(with_grammar).await.map_err(transport_error)?;
         if !resp.status().is_success() {
-            return Err(http_error(resp).await);
+            let err = http_error(resp).await;
+            match &err {
+                LmError::Http {
+                    status: 400, body, ..
+                } if with_grammar && body.to_lowercase().contains("grammar") => {
+                    if self.takes_grammar.swap(false, Ordering::Relaxed) {
+                        eprintln!(
+                            "warning: {} refuses the `grammar` field; decoding unconstrained from now on ({})",
+                            self.base_url,
+                            body.chars().take(120).collect::<String>()
+                        );
+                    }
+                    resp = send(false).await.map_err(transport_error)?;
+                    if !resp.status().is_success() {
+                        return Err(http_error(resp).await);
+                    }
+                }
+                _ => return Err(err),
+            }
         }
         let text = resp.text().await.map_err(transport_error)?;
         let v: Value = serde_json::from_str(&text).map_err(|e| {

@@ -32,6 +32,7 @@ pub fn reasoning_field() -> Field {
         ty: FieldType::Str,
         description: "Let's think step by step in order to produce the outputs".into(),
         constraints: vec![],
+        pattern: None,
     }
 }
 
@@ -323,26 +324,12 @@ fn render_chat(
         }
         u
     };
-    let assistant = |values: &Map<String, Value>| -> String {
-        if json {
-            let obj: Map<String, Value> = outputs
-                .iter()
-                .filter_map(|f| values.get(&f.name).map(|v| (f.name.clone(), v.clone())))
-                .collect();
-            Value::Object(obj).to_string()
-        } else {
-            let mut a: String = outputs
-                .iter()
-                .filter_map(|f| {
-                    values
-                        .get(&f.name)
-                        .map(|v| format!("{}\n{}\n\n", marker(&f.name), render_value(v)))
-                })
-                .collect();
-            a.push_str(&marker("completed"));
-            a
-        }
+    let kind = if json {
+        AdapterKind::Json
+    } else {
+        AdapterKind::Chat
     };
+    let assistant = |values: &Map<String, Value>| render_answer(kind, p, values);
     let mut messages = vec![ChatMessage {
         role: "system".into(),
         content: system,
@@ -364,6 +351,40 @@ fn render_chat(
     Rendered {
         prompt: Prompt::Chat(messages),
         stop: Vec::new(),
+    }
+}
+
+/// An answer with `values` as the model writes it under adapter `kind`
+/// (a demo's answer; for the completion adapter, the text after the first
+/// output's label and colon). Fields missing from `values` are left out.
+pub fn render_answer(kind: AdapterKind, p: &PredictorSpec, values: &Map<String, Value>) -> String {
+    let outputs = answer_fields(p);
+    let present = outputs
+        .iter()
+        .filter_map(|f| values.get(&f.name).map(|v| (f, v)));
+    match kind {
+        AdapterKind::Completion => present
+            .enumerate()
+            .map(|(i, (f, v))| {
+                if i == 0 {
+                    format!(" {}\n", render_value(v))
+                } else {
+                    format!("{}: {}\n", f.label(), render_value(v))
+                }
+            })
+            .collect(),
+        AdapterKind::Json => {
+            let obj: Map<String, Value> =
+                present.map(|(f, v)| (f.name.clone(), v.clone())).collect();
+            Value::Object(obj).to_string()
+        }
+        AdapterKind::Chat => {
+            let mut a: String = present
+                .map(|(f, v)| format!("{}\n{}\n\n", marker(&f.name), render_value(v)))
+                .collect();
+            a.push_str(&marker("completed"));
+            a
+        }
     }
 }
 

@@ -47,6 +47,7 @@ fn field_from(origin: &str, v: &Value) -> Result<Field> {
         ty,
         description,
         constraints: vec![],
+        pattern: None,
     })
 }
 
@@ -180,6 +181,7 @@ pub fn import_dspy_json(origin: &str, text: &str) -> Result<ProgramSpec> {
             .unwrap_or("")
             .to_string(),
         adapter: AdapterKind::Completion,
+        constrained: false,
         field_map: Default::default(),
         constants: Default::default(),
         metric: None,

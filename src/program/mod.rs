@@ -1,9 +1,10 @@
 //! Programs: typed signatures, predictors (Predict, ChainOfThought) wired into
 //! pipelines, adapters that turn calls into prompts and answers into typed
-//! fields, and DSPy JSON import/export.
+//! fields, grammars for constrained decoding, and DSPy JSON import/export.
 
 pub mod adapter;
 pub mod check;
+pub mod grammar;
 pub mod parse;
 pub mod run;
 pub mod signature;

@@ -100,6 +100,12 @@ pub async fn run_program_with(
             })
             .collect();
         let rendered = adapter::render(spec.adapter, p, constants, &p_inputs);
+        // Patterns were checked when the spec was loaded.
+        let grammar = spec
+            .constrained
+            .then(|| super::grammar::compile(spec.adapter, p, constants).ok())
+            .flatten()
+            .map(|g| g.to_gbnf());
         let mut ctx = ctx.clone();
         ctx.predictor = Some(p.name.clone());
         let mut failures = Vec::new();
@@ -113,6 +119,7 @@ pub async fn run_program_with(
                 rollout_id: None,
             };
             req.params.stop = rendered.stop.clone();
+            req.params.grammar = grammar.clone();
             if let Some(t) = options.temperature {
                 req.params.temperature = t;
             }

@@ -98,6 +98,12 @@ pub struct Field {
     /// Human-readable constraints rendered into prompts ("3-6 items", "kebab-case").
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub constraints: Vec<String>,
+    /// The shape of a `str` output under constrained decoding, e.g.
+    /// `{categories}/{kebab-case}`: `{NAME}` is one item of the program's
+    /// constant NAME, or `{kebab-case}`, `{word}`, `{text}`; the rest is
+    /// literal. Not shown in prompts (see `program::grammar`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
 }
 
 impl Field {
@@ -224,6 +230,7 @@ mod tests {
             ty: FieldType::Str,
             description: String::new(),
             constraints: vec![],
+            pattern: None,
         };
         assert_eq!(f.label(), "Taxonomy Path");
     }

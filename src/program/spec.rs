@@ -59,6 +59,12 @@ pub struct ProgramSpec {
     pub description: String,
     #[serde(default)]
     pub adapter: AdapterKind,
+    /// Constrained decoding: every call carries a grammar compiled from the
+    /// predictor's output fields (`program::grammar`), so the model can only
+    /// write an answer of the right shape. Providers that take no grammar
+    /// ignore it. Part of the spec, so of its hash and of the cache key.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub constrained: bool,
     /// Trainset column -> program field (e.g. `expected_name: name`).
     #[serde(default)]
     pub field_map: BTreeMap<String, String>,
@@ -111,6 +117,9 @@ impl ProgramSpec {
             }
             p.signature
                 .validate()
+                .map_err(|e| format!("predictor `{}`: {e}", p.name))?;
+            let constants: Vec<&str> = self.constants.keys().map(String::as_str).collect();
+            super::grammar::check_patterns(p, &constants)
                 .map_err(|e| format!("predictor `{}`: {e}", p.name))?;
         }
         Ok(())

@@ -174,3 +174,71 @@ fn cli_lm_complete_uses_the_local_model_and_caches() {
         serde_json::from_str(&crate::util::cli_ok(&db, &["--json", "cache", "stats"])).unwrap();
     assert_eq!(stats["entries"], 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grammar_holds_greedy_and_sampled_answers_to_its_alternatives() {
+    let m = model();
+    let mut r = req(FEW_SHOT, 8);
+    r.params.stop.clear();
+    // Paris is the model's own answer; the grammar forbids it.
+    r.params.grammar = Some("root ::= \" \" (\"Lyon\" | \"Nice\")\n".into());
+    let out = m.generate(&r).await.unwrap();
+    assert!(
+        [" Lyon", " Nice"].contains(&out.text()),
+        "greedy: {:?}",
+        out.text()
+    );
+    r.params.temperature = 1.0;
+    r.params.n = 4;
+    r.params.seed = Some(3);
+    let out = m.generate(&r).await.unwrap();
+    for c in &out.choices {
+        assert!([" Lyon", " Nice"].contains(&c.as_str()), "sampled: {c:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_constrained_bundled_program_answers_within_the_taxonomy_without_parse_failures() {
+    use skill_fleet::config::{Config, RetryConfig};
+    use skill_fleet::lm::client::{CallContext, LmClient};
+    use skill_fleet::program::{run_program, ProgramSpec};
+
+    let root = crate::util::root();
+    let config = Config::load(&root.join("config/config.yaml"), false).unwrap();
+    let taxonomy = config.taxonomy().unwrap();
+    let mut spec =
+        ProgramSpec::load(&root.join("config/programs/skill_understanding.yaml")).unwrap();
+    spec.constrained = true;
+    let constants = spec.resolve_constants(&taxonomy.names());
+    let trainset =
+        skill_fleet::data::load_file(&root.join("config/training/trainset.json"), &taxonomy)
+            .unwrap();
+    // Two gold demos, as a few-shot optimizer would leave them.
+    for e in &trainset.examples[..2] {
+        let (mut demo, labels) = spec.example_io(&e.fields);
+        demo.extend(labels);
+        spec.predictors[0].demos.push(demo);
+    }
+    let client = LmClient::new("task", model(), RetryConfig::default());
+    let categories = taxonomy.names();
+    for e in &trainset.examples[40..44] {
+        let (inputs, _) = spec.example_io(&e.fields);
+        let p = run_program(&spec, &constants, &client, &inputs, &CallContext::default())
+            .await
+            .expect("a constrained answer parses");
+        let t = &p.traces[0];
+        assert!(
+            t.failures.is_empty() && !t.used_fallback,
+            "{:?}: {}",
+            t.failures,
+            t.raw_answer
+        );
+        let path = p.outputs["taxonomy_path"].as_str().unwrap();
+        let category = path.split('/').next().unwrap();
+        assert!(
+            categories.iter().any(|c| c == category),
+            "`{path}` is outside the taxonomy: {}",
+            t.raw_answer
+        );
+    }
+}
