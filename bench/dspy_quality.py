@@ -5,8 +5,9 @@ DSPy program: one `dspy.Predict` over a signature with the same instructions,
 fields, types (Literal, list[Literal], list[str]) and descriptions, wrapped so
 that a parse failure returns the spec's configured fallback answer, as our
 runtime does. It talks to the same llama-server our side uses, in text-completion
-mode (`model_type="text"`), and optimizes on the split our side made for the
-same seed (read from our database).
+mode (`model_type="text"`, `--mode completion`) or on its chat endpoint with
+DSPy's default ChatAdapter (`--mode chat`), and optimizes on the split our
+side made for the same seed (read from our database).
 
 The metric inside DSPy's optimizers is a Python port of `skill_comprehensive`
 (src/metrics/skill.rs); the reported test scores do not depend on the port:
@@ -133,6 +134,8 @@ def main():
     ap.add_argument("--db", required=True, help="our database holding the trainset `skills` (for metrics score)")
     ap.add_argument("--bin", default=os.path.join(ROOT, "target/debug/skill-fleet"))
     ap.add_argument("--threads", type=int, default=4)
+    ap.add_argument("--mode", choices=["completion", "chat"], default="completion",
+                    help="llama-server endpoint: text completion (model_type=text) or chat (model_type=chat)")
     ap.add_argument("--max-tokens", type=int, default=256)
     ap.add_argument("--max-metric-calls", type=int, help="GEPA budget instead of auto=light (for smoke tests)")
     ap.add_argument(
@@ -222,13 +225,13 @@ def main():
     # (docs/benchmarks.md, part D, measures both settings).
     stop = [] if a.no_stop else ["[[ ## completed ## ]]"]
     lm_kwargs = {"stop": stop} if stop else {}
-    def server_lm(**kwargs):
-        """The llama-server, in text-completion mode, cached on disk."""
+    def server_lm(model_type=None, **kwargs):
+        """The llama-server, in the run's mode (text completion or chat), cached on disk."""
         return dspy.LM(
             "openai/gemma-3-270m",
             api_base=f"http://127.0.0.1:{a.port}/v1",
             api_key="local",
-            model_type="text",
+            model_type=model_type or ("chat" if a.mode == "chat" else "text"),
             num_retries=3,
             cache=True,
             **kwargs,
@@ -274,6 +277,7 @@ def main():
     error = None
     optimized = baseline
     reflection_lm = None
+    prompt_lm = None
     try:
         if a.optimizer == "bootstrap":
             opt = dspy.BootstrapFewShot(
@@ -318,10 +322,19 @@ def main():
             optimized = opt.compile(SkillUnderstanding(fallback=False), trainset=train, valset=val)
             optimized.fallback = True  # tested like every other program
         else:
+            # What a competent DSPy user gives MIPROv2 (and what our prompt
+            # role has, config/config.yaml): a proposer LM on the chat
+            # endpoint, sampled at 0.7, the same temperature as its first
+            # proposals (init_temperature), and a ChatAdapter that does not
+            # fall back to the JSONAdapter (whose response_format the server's
+            # text-completion client refuses).
+            prompt_lm = server_lm(model_type="chat", temperature=0.7, max_tokens=160)
+            dspy.configure(adapter=dspy.ChatAdapter(use_json_adapter_fallback=False))
             opt = dspy.MIPROv2(
                 metric=metric,
-                prompt_model=lm,
+                prompt_model=prompt_lm,
                 task_model=lm,
+                init_temperature=0.7,
                 auto="light",
                 num_threads=a.threads,
                 seed=a.seed,
@@ -337,7 +350,8 @@ def main():
     opt_test, opt_fallbacks = evaluate(optimized, test, "optimized-test") if error is None else (None, None)
     wall = time.perf_counter() - t0
 
-    hist = lm.history + (reflection_lm.history if reflection_lm is not None else [])
+    extra = [x for x in (reflection_lm, prompt_lm) if x is not None]
+    hist = lm.history + [h for x in extra for h in x.history]
     provider = [h for h in hist if not getattr(h["response"], "cache_hit", False)]
     usage = lambda hs, k: sum(int((h.get("usage") or {}).get(k) or 0) for h in hs)
     demos = len(optimized.understand.demos) if error is None else None
@@ -349,6 +363,7 @@ def main():
         "n_train": len(train),
         "n_val": len(val),
         "n_test": len(test),
+        "mode": a.mode,
         "max_tokens": a.max_tokens,
         "stop": stop,
         "baseline_test": base_test,

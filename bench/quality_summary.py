@@ -13,8 +13,10 @@ import statistics
 import sys
 
 SIDES = [
-    ("ours-server", "skill-fleet via llama-server"),
-    ("dspy", "DSPy via llama-server"),
+    ("ours-server", "skill-fleet via llama-server, text-completion mode"),
+    ("dspy", "DSPy via llama-server, text-completion mode"),
+    ("ours-server-chat", "skill-fleet via llama-server, chat mode (`adapter: chat`)"),
+    ("dspy-chat", "DSPy via llama-server, chat mode (ChatAdapter)"),
     # Earlier runs without a stop sequence (dspy_quality.py --no-stop), kept as
     # dspy-nostop-OPT.json.
     ("dspy-nostop", "DSPy via llama-server, no stop sequence"),

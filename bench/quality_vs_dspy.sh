@@ -3,10 +3,12 @@
 # split and seed (docs/benchmarks.md, part D).
 #
 # One llama-server (bench/build_llama_server.sh, no native CPU flags) serves the
-# bundled model in text-completion mode to both sides:
-#   - ours-server: `skill-fleet optimize` with every role on the openai provider
-#     pointed at that server (completion mode);
-#   - dspy: bench/dspy_quality.py (DSPy in bench/.venv, model_type="text");
+# bundled model to both sides, in each mode of MODES:
+#   - completion: ours-server (`skill-fleet optimize`, every role on the openai
+#     provider pointed at that server, mode completion, the completion adapter)
+#     and dspy (bench/dspy_quality.py, DSPy in bench/.venv, model_type="text");
+#   - chat: ours-server-chat (mode chat, `adapter: chat`) and dspy-chat
+#     (model_type="chat", DSPy's ChatAdapter), each side on its chat path;
 #   - ours-local: `skill-fleet optimize` in-process (the embedded default), for
 #     the seeds in LOCAL_SEEDS, after the server is stopped.
 # For each seed S: a fresh database per side, split with seed S (37/28/27,
@@ -16,7 +18,8 @@
 # (`skill-fleet metrics score` for DSPy's predictions).
 #
 # Usage: bash bench/quality_vs_dspy.sh
-# Env: SEEDS="1 2 3" (empty: none), OPTIMIZERS="bootstrap miprov2" (gepa too), LOCAL_SEEDS="1" (empty: none), THREADS=4,
+# Env: SEEDS="1 2 3" (empty: none), OPTIMIZERS="bootstrap miprov2" (gepa too), MODES="completion chat",
+#      LOCAL_SEEDS="1" (empty: none), THREADS=4,
 #      KEEP=1 (add runs to existing seed directories instead of starting them afresh),
 #      SKILL_FLEET_BIN (a built binary to use instead of building target/debug/skill-fleet),
 #      SIDES="ours dspy" (which llama-server sides to run; with KEEP=1, e.g. SIDES=dspy reruns DSPy only)
@@ -28,6 +31,7 @@ OUT=bench/out/cmp
 mkdir -p "$OUT"
 SEEDS=${SEEDS-"1 2 3"}  # empty: no llama-server runs
 OPTIMIZERS=${OPTIMIZERS:-"bootstrap miprov2"}
+MODES=${MODES:-"completion chat"}  # llama-server endpoint and adapter of both sides
 LOCAL_SEEDS=${LOCAL_SEEDS-"1"}  # empty: no in-process runs
 THREADS=${THREADS:-4}
 SIDES=${SIDES:-"ours dspy"}
@@ -52,16 +56,22 @@ SERVER_CMD=(bench/out/llama-server/bin/llama-server -m "$MODEL" --host 127.0.0.1
   -c 16384 -np 4 -t 2 -tb 2 -b 512 -ub 512)
 echo "${SERVER_CMD[*]}" > "$OUT/server-command.txt"
 
-# Our configuration with every role served by the llama-server.
-python3 - "$PORT" "$OUT/config-server.yaml" <<'EOF'
+# Our configuration with every role served by the llama-server, in
+# text-completion mode and in chat mode; for chat, the bundled program with
+# `adapter: chat` (DSPy's ChatAdapter format).
+for mode in completion chat; do
+python3 - "$PORT" "$OUT/config-server-$mode.yaml" "$mode" <<'EOF'
 import sys, yaml
-port, out = sys.argv[1], sys.argv[2]
+port, out, mode = sys.argv[1], sys.argv[2], sys.argv[3]
 c = yaml.safe_load(open("config/config.yaml"))
 for name, role in c["lm"]["roles"].items():
     role.update({"provider": "openai", "model": "gemma-3-270m", "base_url": f"http://127.0.0.1:{port}/v1",
-                 "mode": "completion", "max_concurrency": 4})
+                 "mode": mode, "max_concurrency": 4})
 yaml.safe_dump(c, open(out, "w"), sort_keys=False)
 EOF
+done
+sed 's/^adapter: completion$/adapter: chat/' config/programs/skill_understanding.yaml > "$OUT/skill_understanding-chat.yaml"
+grep -q '^adapter: chat$' "$OUT/skill_understanding-chat.yaml"
 
 SERVER_PID=
 start_server() {
@@ -78,12 +88,13 @@ stop_server() { [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "
 trap stop_server EXIT
 
 # Runs our optimizer and writes its report plus token counts from the traces.
-ours() { # side db config opt seed out
-  local side=$1 db=$2 cfg=$3 opt=$4 seed=$5 out=$6
-  local args=(--db "$db" --json)
+ours() { # side db config opt seed out [program]
+  local side=$1 db=$2 cfg=$3 opt=$4 seed=$5 out=$6 program=${7:-}
+  local args=(--db "$db" --json) oargs=()
   [ -n "$cfg" ] && args+=(--config "$cfg")
+  [ -n "$program" ] && oargs+=(--program "$program")
   "$BIN" "${args[@]}" optimize --trainset skills --optimizer "$opt" --auto light --seed "$seed" \
-    --max-labeled-demos 4 --threads "$THREADS" > "$out.tmp"
+    --max-labeled-demos 4 --threads "$THREADS" "${oargs[@]}" > "$out.tmp"
   python3 - "$out.tmp" "$out" "$db" "$side" "$seed" "$BIN" <<'EOF'
 import json, subprocess, sys
 tmp, out, db, side, seed, bin_ = sys.argv[1:]
@@ -142,20 +153,27 @@ for r in rows:
     out[r["part"]].append(r["idx"])
 json.dump(out, open(sys.argv[1], "w"))
 print({k: len(v) for k, v in out.items()})' "$dir/split.json"
+  for mode in $MODES; do
+  # Text-completion rows keep their names; chat rows end in -chat.
+  sfx=; cfg=$OUT/config-server-completion.yaml; program=
+  if [ "$mode" = chat ]; then
+    sfx=-chat; cfg=$OUT/config-server-chat.yaml; program=$OUT/skill_understanding-chat.yaml
+  fi
   for opt in $OPTIMIZERS; do
     if side ours; then
-      echo "== seed $seed $opt: ours via llama-server ($(date -u +%H:%M:%S))"
-      ours ours-server "$dir/ours-server.db" "$OUT/config-server.yaml" "$opt" "$seed" "$dir/ours-server-$opt.json"
+      echo "== seed $seed $opt ($mode): ours via llama-server ($(date -u +%H:%M:%S))"
+      ours "ours-server$sfx" "$dir/ours-server.db" "$cfg" "$opt" "$seed" "$dir/ours-server$sfx-$opt.json" "$program"
     fi
     side dspy || continue
-    echo "== seed $seed $opt: DSPy via llama-server ($(date -u +%H:%M:%S))"
+    echo "== seed $seed $opt ($mode): DSPy via llama-server ($(date -u +%H:%M:%S))"
     # A fresh DSPy cache per run of its side, so a rerun (e.g. with other LM
     # settings) is measured cold, as the first was.
-    [ -f "$dir/dspy-$opt.json" ] && rm -rf "$dir/dspy_cache"
+    [ -f "$dir/dspy$sfx-$opt.json" ] && rm -rf "$dir/dspy_cache$sfx"
     "$PY" bench/dspy_quality.py --optimizer "$opt" --seed "$seed" --split "$dir/split.json" --port "$PORT" \
-      --out "$dir/dspy-$opt.json" --cache-dir "$dir/dspy_cache" --predictions-dir "$dir/pred" \
-      --db "$dir/ours-server.db" --bin "$BIN" --threads "$THREADS" > "$dir/dspy-$opt.log" 2>&1 \
-      || { echo "DSPy run failed; see $dir/dspy-$opt.log" >&2; tail -5 "$dir/dspy-$opt.log" >&2; }
+      --mode "$mode" --out "$dir/dspy$sfx-$opt.json" --cache-dir "$dir/dspy_cache$sfx" --predictions-dir "$dir/pred" \
+      --db "$dir/ours-server.db" --bin "$BIN" --threads "$THREADS" > "$dir/dspy$sfx-$opt.log" 2>&1 \
+      || { echo "DSPy run failed; see $dir/dspy$sfx-$opt.log" >&2; tail -5 "$dir/dspy$sfx-$opt.log" >&2; }
+  done
   done
 done
 stop_server

@@ -18,7 +18,8 @@
 # Knobs (environment): BENCH_ONLY, MLFLOW_RUNS (default 50 of 1,000), MLFLOW_BATCHED_RUNS (200),
 # OPTUNA_RUNS (default 5 of 1,000), LM_TRIALS (3), DSPY_CALLS (20000),
 # OUR_CALLS (100000), QUIET_WAIT (90 s before each step), LM_QUIET_WAIT (60 s before
-# each LM trial), D_SEEDS ("1"), D_OPTIMIZERS ("bootstrap"), D_LOCAL_SEEDS ("1").
+# each LM trial), D_SEEDS ("1"), D_OPTIMIZERS ("bootstrap"), D_MODES ("completion chat"),
+# D_LOCAL_SEEDS ("1").
 set -euo pipefail
 # Parsed whole before it runs (the braces), so editing this file mid-run is safe.
 {
@@ -155,6 +156,7 @@ if want D; then
   # A hung run is stopped after an hour per seed and optimizer, plus one.
   D_RUNS=$(( $(wc -w <<< "${D_SEEDS:-1}") * $(wc -w <<< "${D_OPTIMIZERS:-bootstrap}") + 1 ))
   SKILL_FLEET_BIN="$EX/skill-fleet" SEEDS="${D_SEEDS:-1}" OPTIMIZERS="${D_OPTIMIZERS:-bootstrap}" LOCAL_SEEDS="${D_LOCAL_SEEDS:-1}" \
+    MODES="${D_MODES:-completion chat}" \
     timeout $(( D_RUNS * 3600 )) bash bench/quality_vs_dspy.sh
 fi
 
