@@ -4,12 +4,13 @@
 use super::eval::ProgramArgs;
 use super::{output, App};
 use crate::data::SplitFractions;
+use crate::jobs::optimize::{chain_steps, run_chain, OptimizeReport};
 use crate::jobs::{run_optimization, OptimizeParams, RunHooks};
 use crate::lm::budget::BudgetLimits;
 use crate::optimize::{Auto, Overrides};
 use crate::progress::Event;
 use crate::store::Status;
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, bail, Result};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::process::ExitCode;
@@ -23,7 +24,9 @@ pub struct OptimizeArgs {
     /// Stored trainset or a trainset file (imported on first use).
     #[arg(long, default_value = "config/training/trainset.json")]
     pub trainset: String,
-    /// labeled | bootstrap | random-search | miprov2 | gepa
+    /// labeled | bootstrap | random-search | miprov2 | gepa, or a chain of
+    /// them joined by `+` (bootstrap+gepa: each step starts from the
+    /// version the previous one registered)
     #[arg(long, default_value = "bootstrap")]
     pub optimizer: String,
     /// Stream the run to this MLflow tracking server while it runs (in the
@@ -130,10 +133,19 @@ pub async fn optimize(app: &App, a: OptimizeArgs) -> Result<ExitCode> {
         train: a.train_frac,
         val: a.val_frac,
     };
-    let (req, why) = params.into_request(&ctx)?;
-    if let Some(why) = why {
-        eprintln!("auto-select: {} — {why}", req.optimizer.name());
+    let chained = chain_steps(&params.optimizer).len() > 1;
+    if chained && (a.resume.is_some() || a.auto_select) {
+        bail!("a chain (`{}`) runs each step as its own run: resume a step's run with --resume RUN and no chain, and pick the chain instead of --auto-select", params.optimizer);
     }
+    let request = if chained {
+        None
+    } else {
+        let (req, why) = params.clone().into_request(&ctx)?;
+        if let Some(why) = why {
+            eprintln!("auto-select: {} — {why}", req.optimizer.name());
+        }
+        Some(req)
+    };
 
     let interrupted = Arc::new(AtomicBool::new(false));
     {
@@ -183,7 +195,12 @@ pub async fn optimize(app: &App, a: OptimizeArgs) -> Result<ExitCode> {
         })),
         interrupted: Some(interrupted),
     };
-    let result = run_optimization(&ctx, req, a.resume, hooks).await;
+    let result = match request {
+        Some(req) => run_optimization(&ctx, req, a.resume, hooks)
+            .await
+            .map(|r| vec![r]),
+        None => run_chain(&ctx, params, hooks).await,
+    };
     pb.finish_and_clear();
     if let Some(s) = &streamer {
         ctx.writer.flush()?;
@@ -191,10 +208,26 @@ pub async fn optimize(app: &App, a: OptimizeArgs) -> Result<ExitCode> {
             eprintln!("warning: the final MLflow export did not finish within 30 s");
         }
     }
-    let report = result?;
+    let reports = result?;
     if app.json {
-        output::json(&report)?;
+        match reports.as_slice() {
+            [one] => output::json(one)?,
+            chain => output::json(&chain)?,
+        }
     } else {
+        for report in &reports {
+            print_report(report);
+        }
+    }
+    Ok(if reports.iter().any(|r| r.status == Status::Interrupted) {
+        ExitCode::from(130)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn print_report(report: &OptimizeReport) {
+    {
         println!(
             "run #{} ({}, metric {}): {} — {} train / {} val / {} test",
             report.run_id,
@@ -236,11 +269,6 @@ pub async fn optimize(app: &App, a: OptimizeArgs) -> Result<ExitCode> {
             );
         }
     }
-    Ok(if report.status == Status::Interrupted {
-        ExitCode::from(130)
-    } else {
-        ExitCode::SUCCESS
-    })
 }
 
 pub fn runs(app: &App, cmd: RunsCommand) -> Result<ExitCode> {

@@ -356,6 +356,167 @@ fn find_or_import(
     }
 }
 
+/// The optimizers of a chained name, in order: `bootstrap+gepa` is
+/// BootstrapFewShot, then GEPA from its result. A plain name is a chain of
+/// one.
+pub fn chain_steps(optimizer: &str) -> Vec<&str> {
+    optimizer
+        .split('+')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// Runs `params` as a chain of optimizations, as DSPy's BetterTogether and
+/// GEPA-from-bootstrap do: each step is its own optimize run (resumable on
+/// its own), started from the version the previous step registered, so
+/// the versions' lineage records the chain. A step that registered no
+/// version (no gain) hands on what it started from. Only the last step
+/// promotes. Every step's settings are checked before the first runs.
+pub async fn run_chain(
+    ctx: &Context,
+    params: OptimizeParams,
+    hooks: RunHooks,
+) -> Result<Vec<OptimizeReport>> {
+    let names: Vec<String> = chain_steps(&params.optimizer)
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    if names.is_empty() {
+        return Err(Error::Invalid(format!(
+            "optimizer `{}`: expected a name or names joined by `+` (bootstrap+gepa)",
+            params.optimizer
+        )));
+    }
+    let singles = single_overrides(&params.overrides);
+    let mut used = vec![false; singles.len()];
+    let mut requests = Vec::with_capacity(names.len());
+    for (i, name) in names.iter().enumerate() {
+        let mut step = params.clone();
+        step.optimizer = name.clone();
+        step.auto_select = false;
+        if names.len() > 1 {
+            // Each step takes the settings it has; a setting no step has is
+            // refused below.
+            step.overrides = Overrides::default();
+            for (k, (_, single)) in singles.iter().enumerate() {
+                if OptimizerConfig::with_overrides(name, single).is_ok() {
+                    merge_overrides(&mut step.overrides, single);
+                    used[k] = true;
+                }
+            }
+        }
+        if i + 1 < names.len() {
+            step.request.promote = None;
+        }
+        requests.push(step.into_request(ctx)?.0);
+    }
+    if let Some(k) = used.iter().position(|u| !u) {
+        return Err(Error::Invalid(format!(
+            "{} applies to none of the chain's optimizers ({})",
+            singles[k].0,
+            names.join(", ")
+        )));
+    }
+    let mut reports: Vec<OptimizeReport> = Vec::with_capacity(requests.len());
+    let mut program = params.request.program.clone();
+    for mut req in requests {
+        req.program = program.clone();
+        let report = run_optimization(ctx, req, None, hooks.clone()).await?;
+        let stopped = report.status != Status::Completed;
+        if let Some(v) = report.version {
+            program.version = Some(v);
+            program.alias = None;
+        }
+        reports.push(report);
+        if stopped {
+            break;
+        }
+    }
+    Ok(reports)
+}
+
+/// Each setting of `o` as overrides of its own, with its flag's name.
+fn single_overrides(o: &Overrides) -> Vec<(&'static str, Overrides)> {
+    let d = Overrides::default;
+    let mut v = Vec::new();
+    if o.auto.is_some() {
+        v.push((
+            "--auto",
+            Overrides {
+                auto: o.auto,
+                ..d()
+            },
+        ));
+    }
+    if o.max_bootstrapped_demos.is_some() {
+        let max_bootstrapped_demos = o.max_bootstrapped_demos;
+        v.push((
+            "--max-bootstrapped-demos",
+            Overrides {
+                max_bootstrapped_demos,
+                ..d()
+            },
+        ));
+    }
+    if o.max_labeled_demos.is_some() {
+        let max_labeled_demos = o.max_labeled_demos;
+        v.push((
+            "--max-labeled-demos",
+            Overrides {
+                max_labeled_demos,
+                ..d()
+            },
+        ));
+    }
+    if o.metric_threshold.is_some() {
+        let metric_threshold = o.metric_threshold;
+        v.push((
+            "--metric-threshold",
+            Overrides {
+                metric_threshold,
+                ..d()
+            },
+        ));
+    }
+    if o.num_candidates.is_some() {
+        let num_candidates = o.num_candidates;
+        v.push((
+            "--num-candidates",
+            Overrides {
+                num_candidates,
+                ..d()
+            },
+        ));
+    }
+    if o.num_trials.is_some() {
+        let num_trials = o.num_trials;
+        v.push(("--num-trials", Overrides { num_trials, ..d() }));
+    }
+    if o.max_metric_calls.is_some() {
+        let max_metric_calls = o.max_metric_calls;
+        v.push((
+            "--max-metric-calls",
+            Overrides {
+                max_metric_calls,
+                ..d()
+            },
+        ));
+    }
+    v
+}
+
+/// Sets in `into` every setting `from` has.
+fn merge_overrides(into: &mut Overrides, from: &Overrides) {
+    into.auto = from.auto.or(into.auto);
+    into.max_bootstrapped_demos = from.max_bootstrapped_demos.or(into.max_bootstrapped_demos);
+    into.max_labeled_demos = from.max_labeled_demos.or(into.max_labeled_demos);
+    into.metric_threshold = from.metric_threshold.or(into.metric_threshold);
+    into.num_candidates = from.num_candidates.or(into.num_candidates);
+    into.num_trials = from.num_trials.or(into.num_trials);
+    into.max_metric_calls = from.max_metric_calls.or(into.max_metric_calls);
+}
+
 /// Runs (or, with `resume`, continues) an optimization.
 pub async fn run_optimization(
     ctx: &Context,

@@ -151,3 +151,85 @@ fn metrics_test_scores_gold_labels_full_and_every_perturbation_lower() {
         assert!(mean < 1.0, "perturbation {label} scored {mean}");
     }
 }
+
+#[test]
+fn a_chained_optimization_starts_each_step_from_the_previous_steps_version() {
+    // The stub answers well only when the prompt shows demos, so the first
+    // step (labeled demos) beats the zero-shot baseline and registers a
+    // version of its own.
+    let with_demos: StubAnswer = Arc::new(|prompt: &str| {
+        if prompt.matches("Task Description:").count() > 2 {
+            SKILL_ANSWER.to_string()
+        } else {
+            " ???".to_string()
+        }
+    });
+    let f = StubProject::new(with_demos, 12);
+    let reports = f.json(&[
+        "optimize",
+        "--trainset",
+        "small",
+        "--optimizer",
+        "labeled+bootstrap",
+        "--max-labeled-demos",
+        "2",
+        "--promote",
+        "prod",
+    ]);
+    let reports = reports.as_array().expect("one report per step");
+    assert_eq!(reports.len(), 2, "{reports:?}");
+    assert_eq!(reports[0]["optimizer"], "labeled");
+    assert_eq!(reports[1]["optimizer"], "bootstrap");
+    assert_eq!(
+        reports[0]["promoted"],
+        serde_json::Value::Null,
+        "only the last step promotes"
+    );
+    assert_eq!(reports[1]["promoted"], "prod");
+    let first_version = reports[0]["version_id"]
+        .as_i64()
+        .expect("step 1 registered a version");
+    let runs = query(
+        &f.db,
+        "SELECT id, optimizer, base_version_id FROM runs WHERE kind = 'optimize' ORDER BY id",
+    );
+    assert_eq!(runs.len(), 2);
+    assert_eq!(
+        runs[1]["base_version_id"].as_i64(),
+        Some(first_version),
+        "step 2 starts from step 1's version"
+    );
+    let v1 = query(
+        &f.db,
+        &format!("SELECT run_id, parent_id FROM program_versions WHERE id = {first_version}"),
+    );
+    assert_eq!(
+        v1[0]["run_id"], runs[0]["id"],
+        "step 1's version names its run"
+    );
+    assert!(
+        v1[0]["parent_id"].as_i64().is_some(),
+        "step 1's version has the base as parent"
+    );
+
+    // A setting no step of the chain has is refused before anything runs.
+    let out = f.cli(&[
+        "optimize",
+        "--trainset",
+        "small",
+        "--optimizer",
+        "labeled+bootstrap",
+        "--max-metric-calls",
+        "10",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--max-metric-calls applies to none"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        query(&f.db, "SELECT id FROM runs WHERE kind = 'optimize'").len(),
+        2
+    );
+}
