@@ -192,6 +192,9 @@ pub fn import_dspy_json(origin: &str, text: &str) -> Result<ProgramSpec> {
         if let Some(v) = m.get("adapter") {
             spec.adapter = serde_json::from_value(v.clone())?;
         }
+        if let Some(v) = m.get("constrained") {
+            spec.constrained = serde_json::from_value(v.clone())?;
+        }
         if let Some(v) = m.get("field_map") {
             spec.field_map = serde_json::from_value(v.clone())?;
         }
@@ -405,10 +408,11 @@ pub fn export_dspy_json(spec: &ProgramSpec) -> Value {
             .iter()
             .chain(&p.signature.outputs)
             .map(|f| {
-                (
-                    f.name.clone(),
-                    json!({"description": f.description, "constraints": f.constraints}),
-                )
+                let mut m = json!({"description": f.description, "constraints": f.constraints});
+                if let Some(pattern) = &f.pattern {
+                    m["pattern"] = json!(pattern);
+                }
+                (f.name.clone(), m)
             })
             .collect();
         meta_preds.insert(p.name.clone(), json!({
@@ -433,14 +437,14 @@ pub fn export_dspy_json(spec: &ProgramSpec) -> Value {
         "description": spec.description,
         "predictors": meta_preds,
         "spec_extras": {
-            "adapter": spec.adapter, "field_map": spec.field_map, "constants": spec.constants,
+            "adapter": spec.adapter, "constrained": spec.constrained, "field_map": spec.field_map, "constants": spec.constants,
             "metric": spec.metric, "validation_retries": spec.validation_retries, "fallbacks": fallbacks,
         },
     }));
     Value::Object(root)
 }
 
-/// Restores field descriptions and constraints from our metadata on import
+/// Restores field descriptions, constraints and patterns from our metadata on import
 /// (DSPy's own descriptions include rendered type hints we do not keep).
 fn restore_field_metadata(spec: &mut ProgramSpec, exported: &Value) {
     let Some(preds) = exported
@@ -478,6 +482,7 @@ fn restore_field_metadata(spec: &mut ProgramSpec, exported: &Value) {
                             .collect()
                     })
                     .unwrap_or_default();
+                f.pattern = m.get("pattern").and_then(Value::as_str).map(str::to_string);
             }
         }
     }
