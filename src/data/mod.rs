@@ -1,5 +1,6 @@
 //! Trainsets: reading JSON arrays, JSONL and CSV; validating them with precise
-//! locations; hashing for dedupe; stats and seeded stratified splits.
+//! locations; hashing for dedupe; stats and seeded stratified splits;
+//! merging and near-duplicate detection ([`similar`]).
 //!
 //! Two schemas are recognised. The *skill* schema (the original Python
 //! skill-fleet's `trainset_v4.json`) is checked field by field by the skill
@@ -9,6 +10,7 @@
 
 pub mod merge;
 mod parse;
+pub mod similar;
 mod split;
 mod stats;
 pub mod validate;
@@ -163,6 +165,19 @@ pub fn format_problems(problems: &[Problem]) -> String {
         .map(|p| format!("  {p}"))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// The problems of one example on one line, `field message; ...`: how a
+/// generated example's rejection says what was wrong with it.
+pub fn problems_inline(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| match &p.field {
+            Some(f) => format!("{f} {}", p.message),
+            None => p.message.clone(),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// A parsed and validated trainset, ready to store.

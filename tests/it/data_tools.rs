@@ -1,6 +1,7 @@
-//! Growing a trainset: `trainset expand` on the fixture tree of skills in
-//! `tests/data/skills` (expected examples, skipped files with their reasons,
-//! dropped duplicates), through the real binary.
+//! Growing a trainset, through the real binary: `trainset expand` on the
+//! fixture tree of skills in `tests/data/skills` (expected examples, skipped
+//! files with their reasons, dropped duplicates), `merge`, `stats` gaps,
+//! and `synthesize` (stub LM and the real local model).
 
 use crate::util::*;
 
@@ -257,4 +258,385 @@ fn stats_lists_coverage_gaps_with_examples_to_add_in_text_and_json() {
         text.contains("to add:") && text.contains("add 1 example of category `python`"),
         "{text}"
     );
+}
+
+/// The continuation a stub model gives a synthesis prompt (which ends in
+/// "Skill:"): a record with the given title, teaching and description.
+fn record(title: &str, teaches: &str, keywords: &str, dirs: &str, description: &str) -> String {
+    format!(" {title}\nTeaches: {teaches}\nKeywords: {keywords}\nSubdirectories: {dirs}\nDescription: {description}\n")
+}
+
+/// Answers in call order: round 1 gets a valid record, an invalid one and a
+/// copy of the trainset's first example (by name); round 2 a rewording of
+/// the first valid record and a second valid one; round 3 a third valid one.
+fn synthesis_answers() -> Vec<String> {
+    vec![
+        record(
+            "Docker Layer Caching",
+            "ordering Dockerfile steps so builds reuse cached layers",
+            "docker, layers, cache, builds",
+            "examples",
+            "Use when Docker builds are slow and you want to order Dockerfile steps so that unchanged layers come from the build cache.",
+        ),
+        record("Kubernetes Probes", "liveness probes", "kubernetes", "docs", "Probes for pods."),
+        record(
+            "Python Asyncio Patterns",
+            "event loops and tasks",
+            "asyncio, tasks, loops",
+            "references",
+            "Use when you write concurrent Python with asyncio and need patterns for tasks, gathering results and timeouts in one place.",
+        ),
+        record(
+            "Docker Build Layer Caching",
+            "ordering Dockerfile steps so builds reuse cached layers",
+            "docker, layers, cache",
+            "examples",
+            "Use when a Docker build repeats work and you want the Dockerfile ordered so that cached layers are reused on every build.",
+        ),
+        record(
+            "SQL Index Tuning",
+            "choosing B-tree indexes for slow queries",
+            "sql, indexes, queries",
+            "none",
+            "Use when a query is slow and you need to decide which columns to index and how to read the query plan to confirm it.",
+        ),
+        record(
+            "Terraform State Locking",
+            "keeping remote state safe with locks",
+            "terraform, state, locking",
+            "references, guides",
+            "Use when several people run Terraform against one remote state and you need locking to stop concurrent applies from corrupting it.",
+        ),
+    ]
+}
+
+#[test]
+fn synthesize_keeps_valid_answers_rejects_invalid_and_near_duplicate_ones_with_reasons_and_records_its_run(
+) {
+    let answers = synthesis_answers();
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = calls.clone();
+    let p = StubProject::new(
+        std::sync::Arc::new(move |_prompt: &str| {
+            let i = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            answers.get(i).cloned().unwrap_or_default()
+        }),
+        6,
+    );
+    let before: serde_json::Value = p.json(&["trainset", "stats", "small"]);
+    let out_file = p.dir.path().join("synthetic.json");
+    let report = p.json(&[
+        "trainset",
+        "synthesize",
+        "--trainset",
+        "small",
+        "--n",
+        "3",
+        "-o",
+        out_file.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        (
+            report["asked"].as_u64(),
+            report["produced"].as_u64(),
+            report["rounds"].as_u64()
+        ),
+        (Some(3), Some(3), Some(3)),
+        "{report}"
+    );
+    let names: std::collections::BTreeSet<&str> = report["examples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["expected_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "docker-layer-caching",
+            "sql-index-tuning",
+            "terraform-state-locking"
+        ]
+        .into()
+    );
+    // Three rejections, each with its kind and reason; a near-duplicate
+    // names the example it repeats.
+    let rejections = report["rejections"].as_array().unwrap();
+    let by_kind = |kind: &str| -> Vec<&serde_json::Value> {
+        rejections.iter().filter(|r| r["kind"] == kind).collect()
+    };
+    assert_eq!(rejections.len(), 3, "{report}");
+    let invalid = by_kind("invalid");
+    assert_eq!(invalid.len(), 1, "{report}");
+    assert_eq!(invalid[0]["name"], "kubernetes-probes");
+    let reason = invalid[0]["reason"].as_str().unwrap();
+    for part in [
+        "expected_keywords",
+        "expected_subdirectories",
+        "`docs`",
+        "Use when",
+    ] {
+        assert!(reason.contains(part), "{part} not in {reason}");
+    }
+    let dups = by_kind("near_duplicate");
+    let of: std::collections::BTreeSet<&str> = dups
+        .iter()
+        .map(|d| d["duplicate_of"].as_str().unwrap())
+        .collect();
+    assert_eq!(of, ["synthetic #0", "trainset #0"].into(), "{report}");
+    let reworded = dups
+        .iter()
+        .find(|d| d["duplicate_of"] == "synthetic #0")
+        .unwrap();
+    assert!(
+        reworded["reason"]
+            .as_str()
+            .unwrap()
+            .contains("`docker-layer-caching`"),
+        "{reworded}"
+    );
+    // Round 1's three requests went to three different thin categories.
+    let small_cats = before["by_category"].as_object().unwrap();
+    let round1: Vec<&str> = report["targets"].as_array().unwrap()[..3]
+        .iter()
+        .map(|t| t["category"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        round1
+            .iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .len(),
+        3
+    );
+    assert!(
+        round1.iter().all(|c| !small_cats.contains_key(*c)),
+        "{round1:?} {before}"
+    );
+
+    // The file holds only the accepted examples, all synthetic and valid.
+    let written: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(&out_file).unwrap()).unwrap();
+    assert_eq!(written.len(), 3);
+    assert!(written.iter().all(|e| e["source"] == "synthetic"));
+    assert!(!std::fs::read_to_string(&out_file)
+        .unwrap()
+        .contains("kubernetes"));
+    p.ok(&["trainset", "validate", out_file.to_str().unwrap()]);
+
+    // The run, its traces and its counts are in the database.
+    let run = &query(
+        &p.db,
+        "SELECT r.id, r.kind, r.status, r.lm_calls, t.name AS trainset FROM runs r JOIN trainsets t ON t.id = r.trainset_id",
+    )[0];
+    assert_eq!(
+        (
+            run["kind"].as_str(),
+            run["status"].as_str(),
+            run["lm_calls"].as_i64(),
+            run["trainset"].as_str()
+        ),
+        (
+            Some("synthesize"),
+            Some("completed"),
+            Some(6),
+            Some("small")
+        ),
+        "{run}"
+    );
+    assert_eq!(report["run_id"], run["id"]);
+    let traces = query(
+        &p.db,
+        &format!(
+            "SELECT predictor, role, prompt_tokens, response_text FROM traces WHERE run_id = {}",
+            run["id"]
+        ),
+    );
+    assert_eq!(traces.len(), 6);
+    assert!(traces
+        .iter()
+        .all(|t| t["predictor"] == "synthesize" && t["role"] == "prompt"));
+    assert_eq!(report["tokens"], 6 * 140, "{report}");
+
+    // The same request again answers from the cache (no new model call)
+    // and imports the examples as a trainset.
+    let hits = p.server.hits();
+    let imported = p.json(&[
+        "trainset",
+        "synthesize",
+        "--trainset",
+        "small",
+        "--n",
+        "3",
+        "--import",
+        "grown",
+    ]);
+    assert_eq!(imported["trainset"]["n_examples"], 3, "{imported}");
+    assert_eq!(p.server.hits(), hits);
+}
+
+#[test]
+fn synthesize_stops_at_its_call_budget_keeping_what_it_got_and_saying_why() {
+    // A valid record about the requested category; records of two
+    // categories share 2 of 4 topic words, under the near-duplicate line.
+    let p = StubProject::new(
+        std::sync::Arc::new(|prompt: &str| {
+            let cat = prompt
+                .lines()
+                .rev()
+                .find_map(|l| l.strip_prefix("Category: "))
+                .unwrap_or("x")
+                .to_string();
+            record(
+                &format!("{cat} Essentials"),
+                &format!("{cat} specifics"),
+                &format!("{cat}, release, checklist"),
+                "none",
+                &format!("Use when you ship a {cat} project and want one short checklist of the release steps so that nothing is forgotten on release day."),
+            )
+        }),
+        6,
+    );
+    let report = p.json(&[
+        "trainset",
+        "synthesize",
+        "--trainset",
+        "small",
+        "--n",
+        "3",
+        "--max-calls",
+        "2",
+        "-o",
+        p.dir.path().join("s.json").to_str().unwrap(),
+    ]);
+    assert_eq!(report["produced"], 2, "{report}");
+    assert_eq!(p.server.hits(), 2);
+    let note = report["note"].as_str().unwrap();
+    assert!(
+        note.starts_with("budget exhausted: 2 calls made of 2"),
+        "{note}"
+    );
+    let run = &query(&p.db, "SELECT status, error FROM runs")[0];
+    assert_eq!(run["status"], "completed");
+    assert_eq!(run["error"].as_str(), Some(note));
+}
+
+#[test]
+fn synthesize_whose_model_cannot_load_leaves_a_failed_run_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    let config = dir.path().join("c.yaml");
+    std::fs::write(
+        &config,
+        "lm:\n  roles:\n    prompt: {provider: local, model: /nonexistent/model.gguf, mode: completion}\n",
+    )
+    .unwrap();
+    let ts = small_trainset(dir.path(), 6);
+    let out_file = dir.path().join("never.json");
+    let out = cli(
+        &db,
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "trainset",
+            "synthesize",
+            "--trainset",
+            &ts,
+            "--n",
+            "2",
+            "-o",
+            out_file.to_str().unwrap(),
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(!out_file.exists());
+    let runs = query(&db, "SELECT kind, status, error FROM runs");
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(
+        (runs[0]["kind"].as_str(), runs[0]["status"].as_str()),
+        (Some("synthesize"), Some("failed"))
+    );
+    assert!(
+        runs[0]["error"].as_str().unwrap().contains("nonexistent"),
+        "{runs:?}"
+    );
+}
+
+/// Synthesis against the real local model: whatever the small model writes,
+/// only valid examples come out, every other answer is a rejection with a
+/// reason, and the run with a trace per call is in the database.
+#[cfg(feature = "local")]
+#[test]
+fn synthesize_with_the_local_model_writes_only_valid_examples_and_records_run_and_traces() {
+    let Some(model) = model_path() else {
+        panic!("model missing: run `bash scripts/setup.sh` or set SKILL_FLEET_MODEL");
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    let config = dir.path().join("c.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "lm:\n  roles:\n    prompt: {{provider: local, model: \"{}\", mode: completion, temperature: 0.7}}\n",
+            model.display()
+        ),
+    )
+    .unwrap();
+    let ts = small_trainset(dir.path(), 12);
+    let out_file = dir.path().join("synthetic.json");
+    let started = std::time::Instant::now();
+    let report: serde_json::Value = serde_json::from_str(&cli_ok(
+        &db,
+        &[
+            "--json",
+            "--config",
+            config.to_str().unwrap(),
+            "trainset",
+            "synthesize",
+            "--trainset",
+            &ts,
+            "--n",
+            "3",
+            "--max-calls",
+            "9",
+            "-o",
+            out_file.to_str().unwrap(),
+        ],
+    ))
+    .unwrap();
+    eprintln!(
+        "local synthesis took {:.1} s: {report}",
+        started.elapsed().as_secs_f64()
+    );
+    let produced = report["produced"].as_u64().unwrap();
+    let rejections = report["rejections"].as_array().unwrap();
+    let calls = report["lm_calls"].as_u64().unwrap();
+    assert!((3..=9).contains(&calls), "{report}");
+    // Every call's answer is either an example or a rejection.
+    assert_eq!(produced + rejections.len() as u64, calls, "{report}");
+    for r in rejections {
+        assert!(!r["reason"].as_str().unwrap().is_empty(), "{r}");
+        assert!(["unparsed", "invalid", "near_duplicate"].contains(&r["kind"].as_str().unwrap()));
+    }
+    let written: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(&out_file).unwrap()).unwrap();
+    assert_eq!(written.len() as u64, produced);
+    if produced > 0 {
+        cli_ok(&db, &["trainset", "validate", out_file.to_str().unwrap()]);
+    }
+    let runs = query(&db, "SELECT id, kind, status, lm_calls FROM runs");
+    assert_eq!(
+        (
+            runs[0]["kind"].as_str(),
+            runs[0]["status"].as_str(),
+            runs[0]["lm_calls"].as_u64()
+        ),
+        (Some("synthesize"), Some("completed"), Some(calls)),
+        "{runs:?}"
+    );
+    let traced = query(
+        &db,
+        "SELECT COUNT(*) AS n, SUM(completion_tokens) AS tokens FROM traces WHERE predictor = 'synthesize' AND error IS NULL",
+    );
+    assert_eq!(traced[0]["n"].as_u64(), Some(calls));
+    assert!(traced[0]["tokens"].as_u64().unwrap() > 0);
 }
