@@ -1,4 +1,4 @@
-//! `skill-fleet trainset import|expand|synthesize|merge|list|show|stats|validate|split`
+//! `skill-fleet trainset import|expand|synthesize|from-traces|merge|list|show|stats|validate|split`
 
 use super::{output, App};
 use crate::data::{self, Part, SplitFractions};
@@ -65,6 +65,35 @@ pub enum TrainsetCommand {
         #[arg(long)]
         import: Option<String>,
     },
+    /// Turn a program's traced predictions (from `predict`, `eval` and A/B
+    /// traffic) into examples: inputs from the program inputs recorded with
+    /// each call, labels from its parsed answer, each with `source: trace` and
+    /// its `trace_id`. Duplicates keep the best-scored trace; traces without
+    /// inputs, with an unparsable answer or an invalid example are listed with
+    /// the reason.
+    FromTraces {
+        /// A registered program's name (or its spec file).
+        #[arg(long)]
+        program: String,
+        /// Only the version an alias points to.
+        #[arg(long, conflicts_with = "version")]
+        alias: Option<String>,
+        /// Only this version.
+        #[arg(long)]
+        version: Option<i64>,
+        /// Only traces whose recorded score (eval score, or mean A/B outcome)
+        /// is at least this; traces without a score are left out.
+        #[arg(long)]
+        min_score: Option<f64>,
+        #[arg(long = "where", value_name = "SQL-FILTER", long_help = where_help())]
+        filter: Option<String>,
+        /// Write the examples to this JSON file.
+        #[arg(short = 'o', long = "out", required_unless_present = "import")]
+        out: Option<PathBuf>,
+        /// Store the examples as a trainset with this name.
+        #[arg(long)]
+        import: Option<String>,
+    },
     /// Merge two trainsets (stored: id, name, hash prefix; or files) into one:
     /// A's examples, then B's; duplicates (same content, and for the skill
     /// schema the same `expected_name` or task text) are dropped and listed
@@ -108,6 +137,21 @@ pub enum TrainsetCommand {
         #[arg(long, default_value_t = 0.3)]
         val: f64,
     },
+}
+
+/// The help of `from-traces --where`: what it is, and every column of
+/// [`crate::store::TRACED_COLUMNS`] with what it holds.
+fn where_help() -> String {
+    let columns: Vec<String> = crate::store::TRACED_COLUMNS
+        .iter()
+        .map(|(c, what)| format!("  {c}: {what}"))
+        .collect();
+    format!(
+        "A SQL boolean expression over the traced predictions, applied read-only \
+         (like `skill-fleet sql`, it cannot write). Columns:\n{}\n\
+         Example: --where \"origin = 'ab' AND at >= '2026-01-01'\"",
+        columns.join("\n")
+    )
 }
 
 pub fn run(app: &App, cmd: TrainsetCommand) -> Result<ExitCode> {
@@ -261,6 +305,54 @@ pub fn run(app: &App, cmd: TrainsetCommand) -> Result<ExitCode> {
                     "no example was produced; nothing to import"
                 )),
                 None => Ok(ExitCode::SUCCESS),
+            }
+        }
+        TrainsetCommand::FromTraces {
+            program,
+            alias,
+            version,
+            min_score,
+            filter,
+            out,
+            import,
+        } => {
+            let req = data::from_traces::FromTracesRequest {
+                program,
+                version,
+                alias,
+                min_score,
+                filter,
+            };
+            let found = data::from_traces::from_traces(&app.reader()?, &req, &taxonomy)?;
+            let text = serde_json::to_string_pretty(&found.examples)?;
+            let origin = format!("traces:{}", found.program);
+            // The whole set must pass the same validation as an import.
+            let ts = (!found.examples.is_empty())
+                .then(|| data::load_text(&origin, &text, data::Format::Json, &taxonomy))
+                .transpose()?;
+            if !write_examples(app, out.as_deref(), &text, import.is_some(), &found)? {
+                eprintln!(
+                    "{} example(s) from {} traced prediction(s) of `{}`; {} skipped, {} duplicate(s) dropped",
+                    found.examples.len(),
+                    found.matched,
+                    found.program,
+                    found.skipped.len(),
+                    found.duplicates.len()
+                );
+                for s in &found.skipped {
+                    eprintln!("  skipped trace #{}: {}", s.trace_id, s.reason);
+                }
+                for d in &found.duplicates {
+                    eprintln!(
+                        "  duplicate trace #{} (same {} as trace #{})",
+                        d.trace_id, d.by, d.duplicate_of_trace
+                    );
+                }
+            }
+            match (import, ts) {
+                (Some(name), Some(ts)) => import_and_report(app, &name, &origin, &ts),
+                (Some(_), None) => Err(anyhow::anyhow!("no example was made; nothing to import")),
+                (None, _) => Ok(ExitCode::SUCCESS),
             }
         }
         TrainsetCommand::Merge { a, b, out, import } => {

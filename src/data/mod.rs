@@ -1,6 +1,7 @@
 //! Trainsets: reading JSON arrays, JSONL and CSV; validating them with precise
 //! locations; hashing for dedupe; stats and seeded stratified splits;
-//! merging and near-duplicate detection ([`similar`]).
+//! merging, near-duplicate detection ([`similar`]) and examples rebuilt from
+//! traced predictions ([`from_traces`]).
 //!
 //! Two schemas are recognised. The *skill* schema (the original Python
 //! skill-fleet's `trainset_v4.json`) is checked field by field by the skill
@@ -8,6 +9,7 @@
 //! a *generic* trainset: objects with arbitrary fields whose roles a program
 //! decides later; only its shape and duplicates are checked.
 
+pub mod from_traces;
 pub mod merge;
 mod parse;
 pub mod similar;

@@ -1,7 +1,8 @@
 //! Growing a trainset, through the real binary: `trainset expand` on the
 //! fixture tree of skills in `tests/data/skills` (expected examples, skipped
 //! files with their reasons, dropped duplicates), `merge`, `stats` gaps,
-//! and `synthesize` (stub LM and the real local model).
+//! `synthesize` (stub LM and the real local model) and `from-traces` (on
+//! predictions made by `eval`, `predict` and an A/B test against a stub LM).
 
 use crate::util::*;
 
@@ -639,4 +640,320 @@ fn synthesize_with_the_local_model_writes_only_valid_examples_and_records_run_an
     );
     assert_eq!(traced[0]["n"].as_u64(), Some(calls));
     assert!(traced[0]["tokens"].as_u64().unwrap() > 0);
+}
+
+/// A stub task model's answer to a run of the bundled program: every skill
+/// goes to `python`, named after the request's title; the Spark request gets
+/// an answer that does not parse (the program falls back).
+fn traced_answer(prompt: &str) -> String {
+    let task = prompt
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("Task Description: "))
+        .unwrap_or("");
+    let title = task
+        .strip_prefix("Create a ")
+        .and_then(|t| t.split(" skill").next())
+        .unwrap_or("Unknown");
+    if title.contains("Spark") {
+        return " I do not know.".into();
+    }
+    let name = title.to_lowercase().replace(' ', "-");
+    let first = name.split('-').next().unwrap_or("x").to_string();
+    format!(
+        " python/{name}\nName: {name}\nSkill Style: minimal\nSubdirectories: references\nKeywords: {first}, skills, reference\nDescription: Use when you work on {title} and need a short and reliable reference that covers the essentials of the topic quickly."
+    )
+}
+
+/// A database with traced predictions of `skill_understanding`: an eval of
+/// version 1 on `small` (6 examples, one answer unparsable), two identical
+/// predictions of version 2 (the second a cache hit), and one prediction
+/// routed by A/B test `live` for key `alice` with outcome 0.9; version 2 is
+/// aliased `prod`.
+fn traced_project() -> StubProject {
+    let p = StubProject::new(std::sync::Arc::new(traced_answer), 6);
+    p.ok(&[
+        "eval",
+        "--program",
+        "config/programs/skill_understanding.yaml",
+        "--trainset",
+        "small",
+    ]);
+    p.register_variants(&["V2"]);
+    for _ in 0..2 {
+        p.ok(&[
+            "predict",
+            "--program",
+            "skill_understanding",
+            "--version",
+            "2",
+            "--input",
+            r#"{"task_description": "Create a Rust Lifetimes skill: borrowing rules in practice"}"#,
+        ]);
+    }
+    p.ok(&[
+        "ab",
+        "create",
+        "skill_understanding",
+        "--name",
+        "live",
+        "--variant",
+        "V1=50",
+        "--variant",
+        "V2=50",
+    ]);
+    p.ok(&[
+        "predict",
+        "--ab",
+        "live",
+        "--key",
+        "alice",
+        "--input",
+        r#"{"task_description": "Create a Go Channels skill: select loops and buffered channels"}"#,
+    ]);
+    p.ok(&["ab", "record", "live", "--key", "alice", "--score", "0.9"]);
+    p.ok(&[
+        "program",
+        "alias",
+        "skill_understanding",
+        "prod",
+        "--version",
+        "2",
+    ]);
+    p
+}
+
+fn trace_ids(report: &serde_json::Value) -> std::collections::BTreeSet<i64> {
+    report["examples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["trace_id"].as_i64().unwrap())
+        .collect()
+}
+
+fn ids_of(rows: &[serde_json::Value], col: &str) -> std::collections::BTreeSet<i64> {
+    rows.iter().map(|r| r[col].as_i64().unwrap()).collect()
+}
+
+#[test]
+fn from_traces_turns_eval_predict_and_ab_predictions_into_linked_valid_examples_filtered_by_score_alias_and_where(
+) {
+    let p = traced_project();
+    let eval_traces = query(
+        &p.db,
+        "SELECT t.id, s.score, ex.fields_json FROM traces t JOIN evaluations e ON e.run_id = t.run_id \
+         JOIN scores s ON s.evaluation_id = e.id AND s.example_id = t.example_id \
+         JOIN examples ex ON ex.id = t.example_id ORDER BY t.id",
+    );
+    assert_eq!(eval_traces.len(), 6);
+    let spark = eval_traces
+        .iter()
+        .find(|t| t["fields_json"].as_str().unwrap().contains("Spark"))
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let v2_predicts = ids_of(
+        &query(&p.db, "SELECT t.id FROM traces t JOIN program_versions v ON v.id = t.version_id WHERE v.version = 2 AND t.assignment_id IS NULL ORDER BY t.id"),
+        "id",
+    );
+    assert_eq!(v2_predicts.len(), 2);
+    let ab_trace = query(
+        &p.db,
+        "SELECT id FROM traces WHERE assignment_id IS NOT NULL",
+    )[0]["id"]
+        .as_i64()
+        .unwrap();
+
+    // Everything: 6 eval + 2 predict + 1 A/B traces; the unparsable answer
+    // is skipped and the repeated prediction dropped as a duplicate.
+    let out_file = p.dir.path().join("from-traces.json");
+    let all = p.json(&[
+        "trainset",
+        "from-traces",
+        "--program",
+        "skill_understanding",
+        "-o",
+        out_file.to_str().unwrap(),
+    ]);
+    assert_eq!(all["matched"], 9, "{all}");
+    let skipped = all["skipped"].as_array().unwrap();
+    assert_eq!(skipped.len(), 1, "{all}");
+    assert_eq!(skipped[0]["trace_id"], spark);
+    assert!(
+        skipped[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("does not parse"),
+        "{all}"
+    );
+    let dups = all["duplicates"].as_array().unwrap();
+    assert_eq!(dups.len(), 1, "{all}");
+    let first_predict = *v2_predicts.first().unwrap();
+    assert_eq!(dups[0]["duplicate_of_trace"], first_predict);
+    assert_eq!(dups[0]["trace_id"], *v2_predicts.last().unwrap());
+    let mut expected: std::collections::BTreeSet<i64> = ids_of(&eval_traces, "id")
+        .into_iter()
+        .filter(|id| *id != spark)
+        .collect();
+    expected.extend([first_predict, ab_trace]);
+    assert_eq!(trace_ids(&all), expected);
+    // Inputs from the traced request, labels from the parsed answer, linked back.
+    let asyncio = all["examples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["expected_name"] == "python-asyncio-patterns")
+        .unwrap();
+    assert!(asyncio["task_description"]
+        .as_str()
+        .unwrap()
+        .starts_with("Create a Python Asyncio Patterns skill: "));
+    assert_eq!(
+        asyncio["expected_taxonomy_path"],
+        "python/python-asyncio-patterns"
+    );
+    assert_eq!(asyncio["expected_skill_style"], "minimal");
+    assert_eq!(asyncio["source"], "trace");
+    p.ok(&["trainset", "validate", out_file.to_str().unwrap()]);
+
+    // --min-score: the traces scored at least the best eval score (and the
+    // A/B outcome if as high); unscored predictions are left out with a reason.
+    let best = eval_traces
+        .iter()
+        .filter(|t| t["id"] != spark)
+        .map(|t| t["score"].as_f64().unwrap())
+        .fold(f64::MIN, f64::max);
+    let min = format!("{best}");
+    let scored = p.json(&[
+        "trainset",
+        "from-traces",
+        "--program",
+        "skill_understanding",
+        "--min-score",
+        &min,
+        "-o",
+        out_file.to_str().unwrap(),
+    ]);
+    let mut want: std::collections::BTreeSet<i64> = eval_traces
+        .iter()
+        .filter(|t| t["id"] != spark && t["score"].as_f64().unwrap() >= best)
+        .map(|t| t["id"].as_i64().unwrap())
+        .collect();
+    if 0.9 >= best {
+        want.insert(ab_trace);
+    }
+    assert_eq!(trace_ids(&scored), want, "{scored}");
+    let reasons: Vec<&str> = scored["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["reason"].as_str().unwrap())
+        .collect();
+    assert!(
+        reasons.iter().any(|r| r.contains("no recorded score")),
+        "{reasons:?}"
+    );
+    assert!(
+        eval_traces
+            .iter()
+            .all(|t| t["score"].as_f64().unwrap() >= best)
+            || reasons.iter().any(|r| r.contains("below --min-score")),
+        "{reasons:?}"
+    );
+
+    // --alias prod: version 2's traces only.
+    let prod = p.json(&[
+        "trainset",
+        "from-traces",
+        "--program",
+        "skill_understanding",
+        "--alias",
+        "prod",
+        "-o",
+        out_file.to_str().unwrap(),
+    ]);
+    let v2_all = ids_of(
+        &query(&p.db, "SELECT t.id FROM traces t JOIN program_versions v ON v.id = t.version_id WHERE v.version = 2"),
+        "id",
+    );
+    let got = trace_ids(&prod);
+    assert!(got.contains(&first_predict), "{prod}");
+    assert!(
+        got.is_subset(&v2_all),
+        "{got:?} not all version 2 ({v2_all:?})"
+    );
+
+    // --where over the documented columns: the A/B prediction only, imported.
+    let ab = p.json(&[
+        "trainset",
+        "from-traces",
+        "--program",
+        "skill_understanding",
+        "--where",
+        "origin = 'ab' AND ab_test = 'live' AND unit_key = 'alice' AND score > 0.5",
+        "--import",
+        "from-ab",
+    ]);
+    assert_eq!(ab["trainset"]["n_examples"], 1, "{ab}");
+    let stored = query(&p.db, "SELECT e.fields_json FROM examples e JOIN trainsets t ON t.id = e.trainset_id WHERE t.name = 'from-ab'");
+    let fields: serde_json::Value =
+        serde_json::from_str(stored[0]["fields_json"].as_str().unwrap()).unwrap();
+    assert_eq!(fields["trace_id"], ab_trace);
+    assert_eq!(fields["expected_name"], "go-channels");
+}
+
+#[test]
+fn from_traces_refuses_a_where_filter_that_does_not_parse_or_tries_to_write() {
+    let p = traced_project();
+    let n_traces = query(&p.db, "SELECT COUNT(*) AS n FROM traces")[0]["n"].clone();
+    let never = p.dir.path().join("never.json");
+    let never = never.to_str().unwrap();
+    let out = p.cli(&[
+        "trainset",
+        "from-traces",
+        "--program",
+        "skill_understanding",
+        "--where",
+        "scor >",
+        "-o",
+        never,
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--where `scor >` is not a valid SQL filter")
+            && err.contains("columns: trace_id"),
+        "{err}"
+    );
+    let out = p.cli(&[
+        "trainset",
+        "from-traces",
+        "--program",
+        "skill_understanding",
+        "--where",
+        "1); DELETE FROM traces; --",
+        "-o",
+        never,
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--where"));
+    assert_eq!(
+        query(&p.db, "SELECT COUNT(*) AS n FROM traces")[0]["n"],
+        n_traces
+    );
+    assert!(!std::path::Path::new(never).exists());
+    // The help lists the columns a filter can use.
+    let help =
+        String::from_utf8_lossy(&p.cli(&["trainset", "from-traces", "--help"]).stdout).into_owned();
+    for column in [
+        "trace_id",
+        "origin",
+        "score",
+        "ab_test",
+        "unit_key",
+        "response_text",
+    ] {
+        assert!(help.contains(column), "{column} not in help:\n{help}");
+    }
 }
