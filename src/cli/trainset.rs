@@ -279,7 +279,7 @@ pub fn run(app: &App, cmd: TrainsetCommand) -> Result<ExitCode> {
                 );
                 for r in &report.rejections {
                     eprintln!(
-                        "  rejected ({}/{}, round {}) {}{:?}: {}",
+                        "  rejected ({}/{}, round {}) {}{}: {}",
                         r.category,
                         r.style,
                         r.round,
@@ -287,7 +287,7 @@ pub fn run(app: &App, cmd: TrainsetCommand) -> Result<ExitCode> {
                             .as_deref()
                             .map(|n| format!("`{n}` "))
                             .unwrap_or_default(),
-                        r.kind,
+                        r.kind.as_str(),
                         r.reason
                     );
                 }

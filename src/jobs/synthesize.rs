@@ -138,7 +138,14 @@ pub async fn run_synthesize(
                 let mut request = LmRequest::text(synthesis_prompt(target, &shown, &taken));
                 request.params = lm.default_params();
                 request.params.max_tokens = settings.max_tokens;
-                request.params.stop = vec![RECORD_END.to_string()];
+                // A record ends at its marker; a model that skips the
+                // marker and starts another record or a blank line is cut
+                // there too, instead of writing up to max_tokens.
+                request.params.stop = vec![
+                    RECORD_END.to_string(),
+                    "\nCategory:".to_string(),
+                    "\n\n".to_string(),
+                ];
                 // A retry must not get the cached answer of the first try;
                 // the same round and position of a rerun may.
                 request.rollout_id = Some(format!("synthesize/{round}/{i}"));

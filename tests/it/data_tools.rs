@@ -577,7 +577,9 @@ fn synthesize_with_the_local_model_writes_only_valid_examples_and_records_run_an
     std::fs::write(
         &config,
         format!(
-            "lm:\n  roles:\n    prompt: {{provider: local, model: \"{}\", mode: completion, temperature: 0.7}}\n",
+            // A loaded 2-core machine makes a call slow: no time-out and
+            // re-send (which doubles the work), and shorter answers.
+            "lm:\n  roles:\n    prompt: {{provider: local, model: \"{}\", mode: completion, temperature: 0.7}}\n  retry: {{max_retries: 0, timeout_secs: 900}}\nsynthesize: {{max_tokens: 150}}\n",
             model.display()
         ),
     )
@@ -598,7 +600,7 @@ fn synthesize_with_the_local_model_writes_only_valid_examples_and_records_run_an
             "--n",
             "3",
             "--max-calls",
-            "9",
+            "6",
             "-o",
             out_file.to_str().unwrap(),
         ],
@@ -610,10 +612,17 @@ fn synthesize_with_the_local_model_writes_only_valid_examples_and_records_run_an
     );
     let produced = report["produced"].as_u64().unwrap();
     let rejections = report["rejections"].as_array().unwrap();
-    let calls = report["lm_calls"].as_u64().unwrap();
-    assert!((3..=9).contains(&calls), "{report}");
-    // Every call's answer is either an example or a rejection.
-    assert_eq!(produced + rejections.len() as u64, calls, "{report}");
+    // Calls the model answered (a call refused by --max-calls is traced
+    // with the refusal as its error, and counted among the run's calls).
+    let traced = query(
+        &db,
+        "SELECT COUNT(*) AS n, SUM(completion_tokens) AS tokens FROM traces WHERE predictor = 'synthesize' AND error IS NULL",
+    );
+    let answered = traced[0]["n"].as_u64().unwrap();
+    assert!((3..=6).contains(&answered), "{report}");
+    assert!(traced[0]["tokens"].as_u64().unwrap() > 0);
+    // Every answer is either an example or a rejection.
+    assert_eq!(produced + rejections.len() as u64, answered, "{report}");
     for r in rejections {
         assert!(!r["reason"].as_str().unwrap().is_empty(), "{r}");
         assert!(["unparsed", "invalid", "near_duplicate"].contains(&r["kind"].as_str().unwrap()));
@@ -625,21 +634,24 @@ fn synthesize_with_the_local_model_writes_only_valid_examples_and_records_run_an
         cli_ok(&db, &["trainset", "validate", out_file.to_str().unwrap()]);
     }
     let runs = query(&db, "SELECT id, kind, status, lm_calls FROM runs");
+    let all_traces = query(
+        &db,
+        "SELECT COUNT(*) AS n FROM traces WHERE predictor = 'synthesize'",
+    );
     assert_eq!(
         (
             runs[0]["kind"].as_str(),
             runs[0]["status"].as_str(),
             runs[0]["lm_calls"].as_u64()
         ),
-        (Some("synthesize"), Some("completed"), Some(calls)),
+        (
+            Some("synthesize"),
+            Some("completed"),
+            all_traces[0]["n"].as_u64()
+        ),
         "{runs:?}"
     );
-    let traced = query(
-        &db,
-        "SELECT COUNT(*) AS n, SUM(completion_tokens) AS tokens FROM traces WHERE predictor = 'synthesize' AND error IS NULL",
-    );
-    assert_eq!(traced[0]["n"].as_u64(), Some(calls));
-    assert!(traced[0]["tokens"].as_u64().unwrap() > 0);
+    assert_eq!(report["lm_calls"], runs[0]["lm_calls"]);
 }
 
 /// A stub task model's answer to a run of the bundled program: every skill

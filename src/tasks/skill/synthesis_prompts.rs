@@ -114,16 +114,19 @@ its title, what it teaches, 3 to 6 lowercase keywords, the subdirectories it nee
     );
     p.push_str("Styles: ");
     p.push_str(STYLE_CUES);
-    p.push_str("\n\n");
-    for d in demos {
-        p.push_str(&record(d));
-    }
+    p.push('\n');
+    // In the header, not next to the new record: a small base model given
+    // the list right before "Skill:" copies the list as the skill.
     if !taken_names.is_empty() {
         p.push_str(&format!(
-            "Skills of category {} already in the library (the next record is a different skill): {}\n",
+            "Skills of category {} already in the library (a new record is a different skill): {}\n",
             target.category,
             taken_names.join(", ")
         ));
+    }
+    p.push('\n');
+    for d in demos {
+        p.push_str(&record(d));
     }
     p.push_str(&format!(
         "Category: {}\nStyle: {}\nSkill:",
@@ -250,7 +253,13 @@ mod tests {
         assert!(p.contains(
             "Category: python\nStyle: minimal\nSkill: Type Hints Cheat Sheet\nTeaches: a quick reference for generics and Protocol\nKeywords: typing, generics, protocol\nSubdirectories: none\n"
         ), "{p}");
-        assert!(p.contains("Skills of category devops already in the library (the next record is a different skill): docker-basics"));
+        let taken = p
+            .find("Skills of category devops already in the library (a new record is a different skill): docker-basics\n")
+            .expect("the taken names");
+        assert!(
+            taken < p.find("Category: python").unwrap(),
+            "taken names after the demos: {p}"
+        );
         assert!(
             p.ends_with("Category: devops\nStyle: minimal\nSkill:"),
             "{p}"

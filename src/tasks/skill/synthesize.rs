@@ -150,6 +150,17 @@ pub enum RejectKind {
     NearDuplicate,
 }
 
+impl RejectKind {
+    /// The name used in reports (as in `--json`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectKind::Unparsed => "unparsed",
+            RejectKind::Invalid => "invalid",
+            RejectKind::NearDuplicate => "near_duplicate",
+        }
+    }
+}
+
 /// A rejected answer and why, naming the example it duplicates if it does.
 #[derive(Debug, Clone, Serialize)]
 pub struct Rejection {
