@@ -95,6 +95,8 @@ fn main() {
             candidate_id: Some((i / 40) as i64 + 1),
             example_id: Some((i % 40) as i64 + 1),
             version_id: None,
+            inputs_json: None,
+            assignment_id: None,
             predictor: Some("understand".into()),
             role: Some("task".into()),
             provider: "local".into(),

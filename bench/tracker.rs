@@ -335,6 +335,8 @@ fn ours(a: &Args, path: &Path) -> Value {
                 attempts: 1,
                 error: None,
                 version_id: None,
+                inputs_json: None,
+                assignment_id: None,
                 request_json: request_json(written + j),
                 response_text: Some(RESPONSE.into()),
             })

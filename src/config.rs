@@ -214,6 +214,8 @@ pub struct Config {
     pub metrics: BTreeMap<String, crate::metrics::MetricDef>,
     /// Style thresholds of `trainset expand`.
     pub expand: crate::tasks::skill::expand::ExpandSettings,
+    /// Near-duplicate threshold, rounds and prompt sizes of `trainset synthesize`.
+    pub synthesize: crate::tasks::skill::synthesize::SynthesizeSettings,
 }
 
 impl Default for Config {
@@ -223,6 +225,7 @@ impl Default for Config {
             lm: LmConfig::default(),
             metrics: crate::metrics::default_definitions(),
             expand: Default::default(),
+            synthesize: Default::default(),
         }
     }
 }

@@ -1,4 +1,4 @@
-//! `skill-fleet trainset import|expand|merge|list|show|stats|validate|split`
+//! `skill-fleet trainset import|expand|synthesize|from-traces|merge|list|show|stats|validate|split`
 
 use super::{output, App};
 use crate::data::{self, Part, SplitFractions};
@@ -23,6 +23,70 @@ pub enum TrainsetCommand {
     Expand {
         #[arg(long)]
         skills_dir: PathBuf,
+        /// Write the examples to this JSON file.
+        #[arg(short = 'o', long = "out", required_unless_present = "import")]
+        out: Option<PathBuf>,
+        /// Store the examples as a trainset with this name.
+        #[arg(long)]
+        import: Option<String>,
+    },
+    /// Ask an LM for new examples aimed at the trainset's coverage gaps (the
+    /// thinnest categories and styles of `trainset stats`, spread over the
+    /// requests). Each answer is validated like an import and compared with the
+    /// trainset and the examples already generated; invalid answers and
+    /// near-duplicates (same name, or a task sharing too many words: see
+    /// `synthesize:` in the config) are rejected with the reason, never
+    /// written. Missing examples are asked for again, up to `max_rounds`.
+    /// Accepted examples carry `source: synthetic`. The generation is a run
+    /// (kind `synthesize`) with a trace per LM call.
+    Synthesize {
+        /// A stored trainset (id, name, hash prefix) or a file.
+        #[arg(long)]
+        trainset: String,
+        /// Examples wanted.
+        #[arg(long, default_value_t = 20)]
+        n: usize,
+        /// The LM role to ask (from the config's `lm.roles`).
+        #[arg(long, default_value = "prompt")]
+        role: String,
+        /// Stop after this many LM calls (cache hits are free).
+        #[arg(long)]
+        max_calls: Option<u64>,
+        /// Stop after this many prompt + completion tokens.
+        #[arg(long)]
+        max_tokens: Option<u64>,
+        /// Ask the model even when the cache has an answer.
+        #[arg(long)]
+        no_cache: bool,
+        /// Write the examples to this JSON file.
+        #[arg(short = 'o', long = "out", required_unless_present = "import")]
+        out: Option<PathBuf>,
+        /// Store the examples as a trainset with this name.
+        #[arg(long)]
+        import: Option<String>,
+    },
+    /// Turn a program's traced predictions (from `predict`, `eval` and A/B
+    /// traffic) into examples: inputs from the program inputs recorded with
+    /// each call, labels from its parsed answer, each with `source: trace` and
+    /// its `trace_id`. Duplicates keep the best-scored trace; traces without
+    /// inputs, with an unparsable answer or an invalid example are listed with
+    /// the reason.
+    FromTraces {
+        /// A registered program's name (or its spec file).
+        #[arg(long)]
+        program: String,
+        /// Only the version an alias points to.
+        #[arg(long, conflicts_with = "version")]
+        alias: Option<String>,
+        /// Only this version.
+        #[arg(long)]
+        version: Option<i64>,
+        /// Only traces whose recorded score (eval score, or mean A/B outcome)
+        /// is at least this; traces without a score are left out.
+        #[arg(long)]
+        min_score: Option<f64>,
+        #[arg(long = "where", value_name = "SQL-FILTER", long_help = where_help())]
+        filter: Option<String>,
         /// Write the examples to this JSON file.
         #[arg(short = 'o', long = "out", required_unless_present = "import")]
         out: Option<PathBuf>,
@@ -73,6 +137,21 @@ pub enum TrainsetCommand {
         #[arg(long, default_value_t = 0.3)]
         val: f64,
     },
+}
+
+/// The help of `from-traces --where`: what it is, and every column of
+/// [`crate::store::TRACED_COLUMNS`] with what it holds.
+fn where_help() -> String {
+    let columns: Vec<String> = crate::store::TRACED_COLUMNS
+        .iter()
+        .map(|(c, what)| format!("  {c}: {what}"))
+        .collect();
+    format!(
+        "A SQL boolean expression over the traced predictions, applied read-only \
+         (like `skill-fleet sql`, it cannot write). Columns:\n{}\n\
+         Example: --where \"origin = 'ab' AND at >= '2026-01-01'\"",
+        columns.join("\n")
+    )
 }
 
 pub fn run(app: &App, cmd: TrainsetCommand) -> Result<ExitCode> {
@@ -155,6 +234,125 @@ pub fn run(app: &App, cmd: TrainsetCommand) -> Result<ExitCode> {
                     import_and_report(app, &name, &origin, &ts)
                 }
                 None => Ok(ExitCode::SUCCESS),
+            }
+        }
+        TrainsetCommand::Synthesize {
+            trainset,
+            n,
+            role,
+            max_calls,
+            max_tokens,
+            no_cache,
+            out,
+            import,
+        } => {
+            let (examples, trainset_id) = resolve_examples(app, &trainset, &taxonomy)?;
+            let req = crate::jobs::SynthesizeRequest {
+                trainset: trainset.clone(),
+                n,
+                role,
+                budget: crate::lm::budget::BudgetLimits {
+                    max_calls,
+                    max_tokens,
+                    max_cost_usd: None,
+                },
+                no_cache,
+            };
+            let ctx = app.context()?;
+            let report = super::runtime()?.block_on(crate::jobs::run_synthesize(
+                &ctx,
+                req,
+                &examples,
+                trainset_id,
+            ))?;
+            let text = serde_json::to_string_pretty(&report.examples)?;
+            if !write_examples(app, out.as_deref(), &text, import.is_some(), &report)? {
+                eprintln!(
+                    "synthesized {} of {} example(s) for `{}` in {} round(s): run #{}, {} LM call(s), {} token(s)",
+                    report.produced,
+                    report.asked,
+                    trainset,
+                    report.rounds,
+                    report.run_id,
+                    report.lm_calls,
+                    report.tokens
+                );
+                for r in &report.rejections {
+                    eprintln!(
+                        "  rejected ({}/{}, round {}) {}{}: {}",
+                        r.category,
+                        r.style,
+                        r.round,
+                        r.name
+                            .as_deref()
+                            .map(|n| format!("`{n}` "))
+                            .unwrap_or_default(),
+                        r.kind.as_str(),
+                        r.reason
+                    );
+                }
+                if let Some(note) = &report.note {
+                    eprintln!("  {note}");
+                }
+            }
+            match import {
+                Some(name) if !report.examples.is_empty() => {
+                    let origin = format!("synthesize:{trainset}");
+                    let ts = data::load_text(&origin, &text, data::Format::Json, &taxonomy)?;
+                    import_and_report(app, &name, &origin, &ts)
+                }
+                Some(_) => Err(anyhow::anyhow!(
+                    "no example was produced; nothing to import"
+                )),
+                None => Ok(ExitCode::SUCCESS),
+            }
+        }
+        TrainsetCommand::FromTraces {
+            program,
+            alias,
+            version,
+            min_score,
+            filter,
+            out,
+            import,
+        } => {
+            let req = data::from_traces::FromTracesRequest {
+                program,
+                version,
+                alias,
+                min_score,
+                filter,
+            };
+            let found = data::from_traces::from_traces(&app.reader()?, &req, &taxonomy)?;
+            let text = serde_json::to_string_pretty(&found.examples)?;
+            let origin = format!("traces:{}", found.program);
+            // The whole set must pass the same validation as an import.
+            let ts = (!found.examples.is_empty())
+                .then(|| data::load_text(&origin, &text, data::Format::Json, &taxonomy))
+                .transpose()?;
+            if !write_examples(app, out.as_deref(), &text, import.is_some(), &found)? {
+                eprintln!(
+                    "{} example(s) from {} traced prediction(s) of `{}`; {} skipped, {} duplicate(s) dropped",
+                    found.examples.len(),
+                    found.matched,
+                    found.program,
+                    found.skipped.len(),
+                    found.duplicates.len()
+                );
+                for s in &found.skipped {
+                    eprintln!("  skipped trace #{}: {}", s.trace_id, s.reason);
+                }
+                for d in &found.duplicates {
+                    eprintln!(
+                        "  duplicate trace #{} (same {} as trace #{})",
+                        d.trace_id, d.by, d.duplicate_of_trace
+                    );
+                }
+            }
+            match (import, ts) {
+                (Some(name), Some(ts)) => import_and_report(app, &name, &origin, &ts),
+                (Some(_), None) => Err(anyhow::anyhow!("no example was made; nothing to import")),
+                (None, _) => Ok(ExitCode::SUCCESS),
             }
         }
         TrainsetCommand::Merge { a, b, out, import } => {
@@ -349,27 +547,36 @@ fn write_examples<T: serde::Serialize>(
     Ok(false)
 }
 
-/// A file's examples (validated) when `key` is a file, else a stored trainset's.
+/// A file's examples (validated) when `key` is a file, else a stored
+/// trainset's, with the stored trainset's id.
+fn resolve_examples(
+    app: &App,
+    key: &str,
+    taxonomy: &crate::config::Taxonomy,
+) -> Result<(Vec<data::Example>, Option<i64>)> {
+    let path = PathBuf::from(key);
+    if path.is_file() {
+        return Ok((data::load_file(&path, taxonomy)?.examples, None));
+    }
+    let store = app.store()?;
+    let row = store.find_trainset(key)?;
+    let examples = store
+        .examples(row.id)?
+        .iter()
+        .map(|e| e.to_example())
+        .collect();
+    Ok((examples, Some(row.id)))
+}
+
+/// [`resolve_examples`] labelled for a merge or stats.
 fn load_examples(
     app: &App,
     key: &str,
     taxonomy: &crate::config::Taxonomy,
 ) -> Result<data::merge::MergeInput> {
-    let path = PathBuf::from(key);
-    let examples = if path.is_file() {
-        data::load_file(&path, taxonomy)?.examples
-    } else {
-        let store = app.store()?;
-        let row = store.find_trainset(key)?;
-        store
-            .examples(row.id)?
-            .iter()
-            .map(|e| e.to_example())
-            .collect()
-    };
     Ok(data::merge::MergeInput {
         label: key.to_string(),
-        examples,
+        examples: resolve_examples(app, key, taxonomy)?.0,
     })
 }
 

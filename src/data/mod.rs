@@ -1,5 +1,7 @@
 //! Trainsets: reading JSON arrays, JSONL and CSV; validating them with precise
-//! locations; hashing for dedupe; stats and seeded stratified splits.
+//! locations; hashing for dedupe; stats and seeded stratified splits;
+//! merging, near-duplicate detection ([`similar`]) and examples rebuilt from
+//! traced predictions ([`from_traces`]).
 //!
 //! Two schemas are recognised. The *skill* schema (the original Python
 //! skill-fleet's `trainset_v4.json`) is checked field by field by the skill
@@ -7,8 +9,10 @@
 //! a *generic* trainset: objects with arbitrary fields whose roles a program
 //! decides later; only its shape and duplicates are checked.
 
+pub mod from_traces;
 pub mod merge;
 mod parse;
+pub mod similar;
 mod split;
 mod stats;
 pub mod validate;
@@ -163,6 +167,19 @@ pub fn format_problems(problems: &[Problem]) -> String {
         .map(|p| format!("  {p}"))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// The problems of one example on one line, `field message; ...`: how a
+/// generated example's rejection says what was wrong with it.
+pub fn problems_inline(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| match &p.field {
+            Some(f) => format!("{f} {}", p.message),
+            None => p.message.clone(),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// A parsed and validated trainset, ready to store.

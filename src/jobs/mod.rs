@@ -1,7 +1,8 @@
 //! Jobs: the things a user asks for — evaluate, optimize, predict, score
-//! predictions made elsewhere, test a metric — each a typed request in and a
-//! report out, with progress through a callback. The CLI and the HTTP server
-//! (`crate::server`) only translate their arguments into these requests.
+//! predictions made elsewhere, test a metric, synthesize examples — each a
+//! typed request in and a report out, with progress through a callback. The
+//! CLI and the HTTP server (`crate::server`) only translate their arguments
+//! into these requests.
 //!
 //! Every job works on a [`Context`]: the configuration and the process's one
 //! store [`Writer`] (all writes, committed in groups); reads that do not
@@ -13,6 +14,7 @@ pub mod metrics;
 pub mod optimize;
 pub mod predict;
 mod run;
+pub mod synthesize;
 
 pub use compare::{run_compare, CompareRequest};
 pub use eval::{run_eval, EnsembleRequest, EvalReport, EvalRequest};
@@ -22,6 +24,7 @@ pub use optimize::{
 };
 pub use predict::{predict, AbSelection, PredictReport, PredictRequest};
 pub use run::ActiveRun;
+pub use synthesize::{run_synthesize, SynthesizeReport, SynthesizeRequest};
 
 use crate::config::Config;
 use crate::error::Result;

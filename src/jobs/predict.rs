@@ -110,6 +110,7 @@ pub async fn predict(
     // a call ran, so only a single version's traces carry it.
     let context = CallContext {
         version_id: others_empty.then_some(version.id),
+        assignment_id: routed.as_ref().map(|r| r.assignment_id),
         ..Default::default()
     };
     let chosen = infer(&members, &strategy, &req.inputs, &context).await?;

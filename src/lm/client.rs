@@ -22,6 +22,11 @@ pub struct CallContext {
     pub predictor: Option<String>,
     /// The program version being run, for `traces.version_id`.
     pub version_id: Option<i64>,
+    /// The program inputs of the run (JSON, constants left out), for
+    /// `traces.inputs_json`: what `trainset from-traces` rebuilds examples from.
+    pub inputs_json: Option<String>,
+    /// The A/B assignment that routed the request, for `traces.assignment_id`.
+    pub assignment_id: Option<i64>,
 }
 
 /// A finished call.
@@ -159,6 +164,8 @@ impl LmClient {
             example_id: ctx.example_id,
             predictor: ctx.predictor.clone(),
             version_id: ctx.version_id,
+            inputs_json: ctx.inputs_json.clone(),
+            assignment_id: ctx.assignment_id,
             role: Some(self.role.clone()),
             provider: self.model.provider().to_string(),
             model: self.model.model().to_string(),

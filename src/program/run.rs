@@ -76,6 +76,18 @@ pub async fn run_program_with(
     ctx: &CallContext,
     options: &RunOptions,
 ) -> Result<Prediction, RunError> {
+    // Every call of the run records the program's inputs (constants left
+    // out), so a traced prediction can later become an example again.
+    let program_inputs: Map<String, Value> = inputs
+        .iter()
+        .filter(|(k, _)| !constants.contains_key(k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let mut ctx = ctx.clone();
+    if ctx.inputs_json.is_none() {
+        ctx.inputs_json = serde_json::to_string(&program_inputs).ok();
+    }
+    let ctx = &ctx;
     let mut values = inputs.clone();
     let mut prediction = Prediction {
         outputs: Map::new(),

@@ -28,6 +28,11 @@ pub struct TraceRow {
     /// The program version whose call this is (predictions by alias,
     /// version or A/B test), when the caller knows it.
     pub version_id: Option<i64>,
+    /// The program inputs (JSON object, constants left out) of the run the
+    /// call belongs to, so a traced prediction can become an example again.
+    pub inputs_json: Option<String>,
+    /// The A/B assignment that routed the call, so outcomes join to it.
+    pub assignment_id: Option<i64>,
 }
 
 /// Cache statistics for `skill-fleet cache stats`.
@@ -193,8 +198,8 @@ pub(crate) fn insert_trace_rows(
     const HEAD: &str =
         "INSERT INTO traces (run_id, candidate_id, example_id, predictor, role, provider, model, \
          prompt_tokens, completion_tokens, cost_usd, latency_ms, cache_hit, attempts, error, \
-         request_json, response_text, version_id, at) VALUES ";
-    const COLUMNS: usize = 18;
+         request_json, response_text, version_id, inputs_json, assignment_id, at) VALUES ";
+    const COLUMNS: usize = 20;
     insert_chunked(tx, HEAD, COLUMNS, rows, |r, v| {
         trace_values(r, v);
         v.push(at);
@@ -221,6 +226,8 @@ fn trace_values<'a>(r: &'a TraceRow, out: &mut Vec<&'a dyn ToSql>) {
         &r.request_json,
         &r.response_text,
         &r.version_id,
+        &r.inputs_json,
+        &r.assignment_id,
     ]);
 }
 
@@ -253,6 +260,8 @@ mod tests {
                 attempts: 1,
                 error: None,
                 version_id: None,
+                inputs_json: None,
+                assignment_id: None,
                 request_json: format!("{{\"i\":{i}}}"),
                 response_text: Some(format!("r{i}")),
             })

@@ -18,6 +18,7 @@ mod query;
 mod registry;
 mod report;
 mod runs;
+mod traced;
 mod trainsets;
 mod types;
 mod writer;
@@ -31,6 +32,7 @@ pub use query::{QueryOutput, ReadOnlyQueryError};
 pub use registry::{AliasMove, ComparisonRow, VersionEvaluation};
 pub use report::{ExampleOutcomeRow, ExampleScoreRow, LeaderboardRow, LmTotals, RoleUse};
 pub use runs::{CandidateRow, EvaluationRow, NewRun, RunRow, ScoreRow};
+pub use traced::{TracedPrediction, TRACED_COLUMNS};
 pub use trainsets::{ExampleRow, SplitRow, TrainsetRow};
 pub use types::{AbStatus, AbStrategy, EvalKind, OutcomeKind, RunKind, Split, Status};
 pub use writer::{Write, Writer, IDLE, MAX_DELAY, MAX_GROUP};
@@ -281,10 +283,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
         let s = Store::open(&path).unwrap();
-        assert_eq!(s.schema_version().unwrap(), 6);
+        assert_eq!(s.schema_version().unwrap(), 7);
         drop(s);
         let s = Store::open(&path).unwrap();
-        assert_eq!(s.schema_version().unwrap(), 6);
+        assert_eq!(s.schema_version().unwrap(), 7);
         let fk: i64 = s
             .conn()
             .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
@@ -319,7 +321,7 @@ mod tests {
             .unwrap();
         }
         let s = Store::open(&path).unwrap();
-        assert_eq!(s.schema_version().unwrap(), 6);
+        assert_eq!(s.schema_version().unwrap(), 7);
         let rows = s.scores(1).unwrap();
         assert_eq!(rows.len(), 2);
         assert_eq!(

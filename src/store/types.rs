@@ -97,6 +97,8 @@ text_enum!(
         Predict => "predict",
         /// Rows written by benchmarks.
         Bench => "bench",
+        /// `trainset synthesize`: an LM asked for new examples.
+        Synthesize => "synthesize",
     }
 );
 

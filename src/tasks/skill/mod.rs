@@ -1,13 +1,16 @@
 //! The bundled skill task (`config/programs/skill_understanding.yaml`): a
 //! request to create an agent skill in, its taxonomy placement and metadata
 //! out. Its trainset schema ([`schema`]), its metrics and their default
-//! composite, the label perturbations of `metrics test`, and its field names
-//! live here; the generic modules call in through the functions below.
+//! composite, the label perturbations of `metrics test`, the example
+//! generation of `trainset expand` and `trainset synthesize`, and its field
+//! names live here; the generic modules call in through the functions below.
 
 pub mod expand;
 pub mod metrics;
 pub mod perturb;
 pub mod schema;
+pub mod synthesis_prompts;
+pub mod synthesize;
 
 use crate::metrics::{Metric, MetricDef, WeightedMetric};
 use metrics::{KeywordsF1, MetadataQuality, NameMatch, SkillStyleAlignment, TaxonomyAccuracy};
