@@ -799,6 +799,8 @@ fn serve_openapi_lists_every_route_it_serves() {
         "POST /api/v1/programs/{name}/aliases/{alias}/rollback",
         "GET /api/v1/runs",
         "GET /api/v1/runs/{id}",
+        "GET /api/v1/runs/{id}/traces",
+        "GET /api/v1/traces/{id}",
         "POST /api/v1/predict",
         "POST /api/v1/ab",
         "GET /api/v1/ab",
