@@ -43,11 +43,11 @@ export async function renderTest(main, name) {
   pChart.id = 'pbest-chart';
   const result = h('div', { id: 'conclude-result', 'aria-live': 'polite' });
   const winner = h('select', { id: 'conclude-winner', name: 'winner' }, s.variants.map((v) => h('option', { value: v.variant, selected: v.variant === s.decision.leader }, `${v.variant} (v${v.version})`)));
-  const alias = h('input', { id: 'conclude-alias', name: 'promote', placeholder: 'e.g. production', pattern: '[A-Za-z0-9_-]{1,64}' });
+  const alias = h('input', { id: 'conclude-alias', name: 'promote', placeholder: 'e.g. production', pattern: '[A-Za-z0-9_\\-]{1,64}' });
   const form = h('form', { id: 'conclude-form', 'aria-label': 'Conclude the test' },
     h('label', { for: 'conclude-winner' }, 'Winner'), winner,
     h('label', { for: 'conclude-alias' }, 'Move alias to the winner (optional)'), alias,
-    h('button', { type: 'submit', disabled: t.status !== 'running' }, 'Conclude'));
+    h('button', { type: 'submit', disabled: t.status !== 'active' }, 'Conclude'));
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     const body = { winner: winner.value };

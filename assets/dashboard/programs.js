@@ -69,7 +69,7 @@ export async function renderProgram(main, name) {
 
   // Promote and roll back.
   const result = h('div', { id: 'alias-result', 'aria-live': 'polite' });
-  const aliasInput = h('input', { id: 'promote-alias', name: 'alias', list: 'alias-names', value: aliases.keys().next().value || 'production', required: true, pattern: '[A-Za-z0-9_-]{1,64}' });
+  const aliasInput = h('input', { id: 'promote-alias', name: 'alias', list: 'alias-names', value: aliases.keys().next().value || 'production', required: true, pattern: '[A-Za-z0-9_\\-]{1,64}' });
   const gate = h('input', { id: 'promote-gate', type: 'checkbox', name: 'require_better' });
   const split = h('select', { id: 'promote-split', name: 'split' }, ['test', 'val', 'train'].map((s) => h('option', { value: s }, s)));
   const margin = h('input', { id: 'promote-margin', type: 'number', name: 'margin', min: '0', step: '0.01', value: '0' });

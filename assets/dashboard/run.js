@@ -26,8 +26,18 @@ export async function render(main, id) {
   const traces = h('div', { id: 'traces' });
   const detail = h('div', { id: 'trace-detail', 'aria-live': 'polite' });
 
-  // The chart's points: every validation evaluation, in the order scored.
-  const points = report.trials.map((t) => ({ candidate: t.candidate_id, origin: t.origin, kind: t.kind, score: t.score }));
+  // The chart's points: every stored validation evaluation in the order
+  // scored, then those the event stream announced that the last read of the
+  // report did not hold yet. An event for a candidate and kind already shown
+  // adds nothing: a reused evaluation is announced again but stored once.
+  const pointOf = (t) => ({ candidate: t.candidate_id, kind: t.kind, score: t.score });
+  const keyOf = (p) => `${p.candidate}/${p.kind}`;
+  let stored = report.trials.map(pointOf);
+  const announced = new Map();
+  const allPoints = () => {
+    const keys = new Set(stored.map(keyOf));
+    return [...stored, ...[...announced.values()].filter((p) => !keys.has(keyOf(p)))];
+  };
   const trialsChart = chart('Validation score over trials: each candidate and the best so far', {
     type: 'line',
     data: { labels: [], datasets: [
@@ -38,6 +48,7 @@ export async function render(main, id) {
   });
   trialsChart.id = 'trials-chart';
   const drawChart = () => {
+    const points = allPoints();
     let bestSoFar = null;
     const bests = points.map((p) => {
       if (p.kind === 'full') bestSoFar = bestSoFar === null ? p.score : Math.max(bestSoFar, p.score);
@@ -235,17 +246,21 @@ export async function render(main, id) {
   return follow(job, runId, report.run.started_at, live, {
     onScored: (ev) => {
       if (ev.split !== 'val') return;
-      points.push({ candidate: ev.candidate_id, kind: ev.kind, score: ev.mean });
+      const p = { candidate: ev.candidate_id, kind: ev.kind, score: ev.mean };
+      if (!announced.has(keyOf(p))) announced.set(keyOf(p), p);
       drawChart();
     },
     refresh: async () => {
       report = await api(`/api/v1/runs/${runId}/report`);
+      stored = report.trials.map(pointOf);
       fill();
+      drawChart();
       return report;
     },
     done: async () => {
       report = await api(`/api/v1/runs/${runId}/report`);
-      points.splice(0, points.length, ...report.trials.map((t) => ({ candidate: t.candidate_id, kind: t.kind, score: t.score })));
+      stored = report.trials.map(pointOf);
+      announced.clear();
       const s = document.getElementById('run-status');
       if (s) {
         s.className = `status ${report.run.status}`;
@@ -260,7 +275,7 @@ export async function render(main, id) {
 
 /**
  * Follows a live job: its events move the progress bar and add chart
- * points; every two seconds the report is read again for the leaderboard,
+ * points; every second the report is read again for the leaderboard,
  * LM calls (and calls per second) and budget. Returns the cleanup.
  */
 function follow(job, runId, startedAt, live, { onScored, refresh, done }) {
@@ -302,7 +317,7 @@ function follow(job, runId, startedAt, live, { onScored, refresh, done }) {
       message.textContent = e.message;
     }
   };
-  const timer = setInterval(tick, 2000);
+  const timer = setInterval(tick, 1000);
   tick();
   followEvents(`/api/v1/optimization/status/${job.job_id}/events`, (ev) => {
     count += 1;

@@ -19,10 +19,16 @@ const SETTABLE = {
   auto: 'auto',
 };
 
+/** A nested settings object is described as `oneOf` its one schema. */
+function unwrap(prop) {
+  return prop.oneOf && prop.oneOf.length === 1 && prop.oneOf[0].properties ? prop.oneOf[0] : prop;
+}
+
 /** Every leaf property of a JSON schema, with its default from `defaults`. */
 function leaves(schema, defaults, prefix = '') {
   const out = [];
-  for (const [key, prop] of Object.entries((schema && schema.properties) || {})) {
+  for (const [key, raw] of Object.entries((schema && schema.properties) || {})) {
+    const prop = unwrap(raw);
     const value = defaults ? defaults[key] : undefined;
     if (prop.type === 'object' || (prop.properties && !prop.enum)) out.push(...leaves(prop, value, `${prefix}${key}.`));
     else out.push({ key, path: `${prefix}${key}`, prop, value });
@@ -72,7 +78,7 @@ export async function render(main) {
   const threads = h('input', { id: 'threads', name: 'threads', type: 'number', min: '1', max: '64', step: '1', value: '4' });
   const maxCalls = h('input', { id: 'max-calls', name: 'max_calls', type: 'number', min: '1', step: '1', placeholder: 'no limit' });
   const maxMinutes = h('input', { id: 'max-minutes', name: 'max_minutes', type: 'number', min: '0.1', max: '10080', step: 'any', placeholder: 'no limit' });
-  const promote = h('input', { id: 'promote', name: 'promote', placeholder: 'alias to point at the result (optional)', pattern: '[A-Za-z0-9_-]{1,64}' });
+  const promote = h('input', { id: 'promote', name: 'promote', placeholder: 'alias to point at the result (optional)', pattern: '[A-Za-z0-9_\\-]{1,64}' });
   const settings = h('div', { id: 'optimizer-settings' });
   const result = h('div', { id: 'start-result', 'aria-live': 'polite' });
   const describe = () => {
