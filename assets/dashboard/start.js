@@ -73,12 +73,12 @@ export async function render(main) {
   const [optimizers, programs] = await Promise.all([api('/api/v1/optimization/optimizers'), api('/api/v1/programs')]);
   const choice = h('select', { id: 'optimizer', name: 'optimizer' }, optimizers.map((o) => h('option', { value: o.name }, o.name)));
   const program = h('select', { id: 'program', name: 'program', required: true }, programs.map((p) => h('option', { value: p.name }, p.name)));
-  const trainset = h('input', { id: 'trainset', name: 'trainset', required: true, placeholder: 'a stored trainset name or id, or a file in the data directory' });
+  const trainset = h('input', { id: 'trainset', name: 'trainset', required: true, placeholder: 'stored name or id, or a data-dir file' });
   const seed = h('input', { id: 'seed', name: 'seed', type: 'number', min: '0', step: '1', value: '0' });
   const threads = h('input', { id: 'threads', name: 'threads', type: 'number', min: '1', max: '64', step: '1', value: '4' });
   const maxCalls = h('input', { id: 'max-calls', name: 'max_calls', type: 'number', min: '1', step: '1', placeholder: 'no limit' });
   const maxMinutes = h('input', { id: 'max-minutes', name: 'max_minutes', type: 'number', min: '0.1', max: '10080', step: 'any', placeholder: 'no limit' });
-  const promote = h('input', { id: 'promote', name: 'promote', placeholder: 'alias to point at the result (optional)', pattern: '[A-Za-z0-9_\\-]{1,64}' });
+  const promote = h('input', { id: 'promote', name: 'promote', placeholder: 'optional, e.g. staging', pattern: '[A-Za-z0-9_\\-]{1,64}' });
   const settings = h('div', { id: 'optimizer-settings' });
   const result = h('div', { id: 'start-result', 'aria-live': 'polite' });
   const describe = () => {
