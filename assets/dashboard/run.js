@@ -310,8 +310,15 @@ function follow(job, runId, startedAt, live, { onScored, refresh, done }) {
       const calls = r.lm.calls;
       if (last && now > last.t) rate.textContent = num(((calls - last.calls) * 1000) / (now - last.t), 2);
       last = { t: now, calls };
-      const maxCalls = r.config && r.config.limits ? r.config.limits.max_calls : null;
-      budget.textContent = maxCalls ? `${calls} of ${maxCalls} LM calls (${num((100 * calls) / maxCalls, 0)}%)` : `${calls} LM calls; ${num(100 * fraction, 0)}% of the planned work`;
+      // Each limit the run was given, used so far; without any, the calls
+      // made and the share of the planned work.
+      const limits = (r.config && r.config.limits) || {};
+      const used = [];
+      if (limits.max_calls) used.push(`${calls} of ${limits.max_calls} LM calls`);
+      if (limits.max_tokens) used.push(`${r.lm.prompt_tokens + r.lm.completion_tokens} of ${limits.max_tokens} tokens`);
+      if (limits.max_cost_usd) used.push(`${usd(r.lm.cost_usd)} of ${usd(limits.max_cost_usd)}`);
+      if (r.config && r.config.max_minutes) used.push(`${num(elapsed(r.run.started_at) / 60000, 1)} of ${r.config.max_minutes} minutes`);
+      budget.textContent = used.length ? used.join('; ') : `${calls} LM calls; ${num(100 * fraction, 0)}% of the planned work`;
       budget.dataset.calls = String(calls);
     } catch (e) {
       message.textContent = e.message;

@@ -1,14 +1,15 @@
 // Drives the dashboard of a running `skill-fleet serve` in headless Chromium
 // and prints, as one JSON object on stdout, what it saw: the numbers on each
 // page, what happened after each click, console and page errors and failed
-// requests (each tagged with the step it happened in), and the screenshots
-// it saved (1280x800 viewport). It judges nothing: the Rust test compares
+// requests (each tagged with the step it happened in), the screenshots it
+// saved (1280x800 viewport) and any control on them without an accessible
+// name. It judges nothing: the Rust test compares
 // what it saw with the database.
 //
 // Usage: node dashboard.mjs BASE_URL SCREENSHOT_DIR PLAN_JSON
 // PLAN_JSON: {"scenario": "tour", "run_id", "program", "alias",
 //   "refused_version", "promote_version", "ab_test", "winner"}
-//   | {"scenario": "live", "program", "trainset_file", "optimizer", "settings"}
+//   | {"scenario": "live", "program", "trainset_file", "optimizer", "settings", "max_calls"}
 //   | {"scenario": "token", "token"}
 
 import { launch } from './browser.mjs';
@@ -20,7 +21,7 @@ if (!base || !shots || !planText) {
   process.exit(2);
 }
 const plan = JSON.parse(planText);
-const out = { scenario: plan.scenario, steps: {}, console_errors: [], page_errors: [], failed_requests: [], screenshots: [] };
+const out = { scenario: plan.scenario, steps: {}, console_errors: [], page_errors: [], failed_requests: [], screenshots: [], unnamed_controls: [] };
 let step = 'load';
 
 const browser = await launch();
@@ -42,10 +43,25 @@ async function open(hash, selector) {
   await page.waitForFunction(() => !document.getElementById('app').hasAttribute('aria-busy'));
 }
 
+/** Visible controls without an accessible name (label, aria-label or text). */
+function unnamed() {
+  return page.$$eval('button, input, select, textarea, a[href]', (els) =>
+    els
+      .filter((e) => e.type !== 'hidden' && !e.closest('[hidden]') && !e.closest('dialog:not([open])'))
+      .filter((e) => {
+        const labels = e.labels ? [...e.labels].map((l) => l.textContent).join('') : '';
+        return !(e.getAttribute('aria-label') || labels || e.textContent || e.getAttribute('title') || '').trim();
+      })
+      .map((e) => e.outerHTML.slice(0, 160)),
+  );
+}
+
+/** Saves a 1280x800 screenshot and checks the page's controls are named. */
 async function shot(name) {
   const path = join(shots, `${name}.png`);
   await page.screenshot({ path });
   out.screenshots.push(path);
+  for (const html of await unnamed()) out.unnamed_controls.push({ step, html });
 }
 
 /** Rows of a table: each row's data-* attributes and cell texts. */
@@ -190,6 +206,7 @@ async function live() {
   await page.selectOption('#optimizer', plan.optimizer);
   for (const [name, value] of Object.entries(plan.settings || {})) await page.fill(`#opt-${name}`, String(value));
   await page.fill('#threads', '1');
+  if (plan.max_calls) await page.fill('#max-calls', String(plan.max_calls));
   step = 'live';
   await page.click('#start-form button[type="submit"]');
   await page.waitForURL(/#\/runs\/\d+$/);
@@ -202,6 +219,7 @@ async function live() {
       events: Number(document.getElementById('live-events')?.textContent || 0),
       points: Number(document.getElementById('trials-chart')?.dataset.points || 0),
       calls: Number(document.getElementById('live-budget')?.dataset.calls || 0),
+      budget: document.getElementById('live-budget')?.textContent,
       eta: document.getElementById('live-eta')?.textContent,
       rate: document.getElementById('live-rate')?.textContent,
       finished: document.getElementById('live')?.dataset.finished || null,

@@ -77,12 +77,18 @@ fn drive(server: &Server, plan: Value) -> Value {
     seen
 }
 
-/// Asserts no page error, no failed request, and no console error except
+/// Asserts no page error, no failed request, no control without an
+/// accessible name, and no console error except
 /// the `allowed` (step, text fragment) pairs, each seen exactly once: the
 /// browser itself logs an HTTP error status of a fetch (the evidence gate's
 /// 409, the token prompt's 401) as a console error.
 fn assert_clean(seen: &Value, allowed: &[(&str, &str)]) {
     assert_eq!(seen["page_errors"], json!([]), "page errors");
+    assert_eq!(
+        seen["unnamed_controls"],
+        json!([]),
+        "controls without a name"
+    );
     assert_eq!(seen["failed_requests"], json!([]), "failed requests");
     let errors = seen["console_errors"].as_array().expect("a list");
     let unexpected: Vec<&Value> = errors
@@ -535,8 +541,8 @@ fn dashboard_pages_match_the_database_of_a_real_optimization_and_move_aliases() 
 
 /// A job started from the form (its settings generated from the schema)
 /// runs on a slow stub LM; the run page follows its event stream: examples
-/// scored, chart points, events and LM calls grow while it runs, an ETA and
-/// a calls-per-second rate are shown, and at the end the page shows the
+/// scored, chart points, events and LM calls grow while it runs, the budget
+/// used, an ETA and a calls-per-second rate are shown, and at the end the page shows the
 /// stored run (status, every validation point, the leaderboard).
 #[test]
 fn dashboard_live_run_page_advances_with_a_job_started_from_the_form() {
@@ -554,7 +560,8 @@ fn dashboard_live_run_page_advances_with_a_job_started_from_the_form() {
         &server,
         json!({"scenario": "live", "program": "skill_understanding", "trainset_file": "small.json",
                "optimizer": "random-search",
-               "settings": {"num_candidates": 3, "max_bootstrapped_demos": 1, "max_labeled_demos": 2}}),
+               "settings": {"num_candidates": 3, "max_bootstrapped_demos": 1, "max_labeled_demos": 2},
+               "max_calls": 500}),
     );
     assert_clean(&seen, &[]);
     let live = &seen["steps"]["live"];
@@ -583,6 +590,12 @@ fn dashboard_live_run_page_advances_with_a_job_started_from_the_form() {
             .and_then(|r| r.parse::<f64>().ok())
             .is_some_and(|r| r > 0.0)),
         "no LM calls per second shown: {samples:?}"
+    );
+    assert!(
+        samples.iter().any(|s| s["budget"]
+            .as_str()
+            .is_some_and(|b| b.ends_with(" of 500 LM calls") && !b.starts_with("0 "))),
+        "no budget used shown: {samples:?}"
     );
     let run = live["run_id"].as_i64().expect("the run id");
     let db = open_db(&p.db);
