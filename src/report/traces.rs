@@ -2,6 +2,8 @@
 //! or since a time, as JSONL (one object a line) or CSV, streamed row by row
 //! from the SQLite cursor to the writer, so a million traces take as little
 //! memory as ten. Every text column passes through [`Redactor`] on the way.
+//! [`trace_page`] and [`trace_detail`] are the same rows, scrubbed the same
+//! way, for the dashboard's trace list and the one trace it opens.
 
 use super::redact::Redactor;
 use crate::error::{Error, Result};
@@ -75,6 +77,8 @@ pub fn parse_since(s: &str) -> Result<String> {
 /// The row with its text columns scrubbed (borrowed when nothing changed).
 struct Clean<'a> {
     row: &'a StoredTrace,
+    /// Leaves the request and response out (a listing).
+    brief: bool,
     error: Option<Cow<'a, str>>,
     request_json: Cow<'a, str>,
     response_text: Option<Cow<'a, str>>,
@@ -90,6 +94,7 @@ fn scrub<'a>(r: &Redactor, row: &'a StoredTrace) -> Clean<'a> {
     };
     Clean {
         row,
+        brief: false,
         error: row.error.as_deref().map(|e| keep(e, r.text(e))),
         request_json: keep(&row.request_json, r.json_text(&row.request_json)),
         response_text: row.response_text.as_deref().map(|t| keep(t, r.text(t))),
@@ -100,7 +105,7 @@ impl serde::Serialize for Clean<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
         let r = self.row;
-        let mut m = s.serialize_struct("Trace", 19)?;
+        let mut m = s.serialize_struct("Trace", if self.brief { 17 } else { 19 })?;
         m.serialize_field("id", &r.id)?;
         m.serialize_field("at", &r.at)?;
         m.serialize_field("run_id", &r.run_id)?;
@@ -118,10 +123,40 @@ impl serde::Serialize for Clean<'_> {
         m.serialize_field("cache_hit", &r.cache_hit)?;
         m.serialize_field("attempts", &r.attempts)?;
         m.serialize_field("error", &self.error)?;
-        m.serialize_field("request_json", &self.request_json)?;
-        m.serialize_field("response_text", &self.response_text)?;
+        if !self.brief {
+            m.serialize_field("request_json", &self.request_json)?;
+            m.serialize_field("response_text", &self.response_text)?;
+        }
         m.end()
     }
+}
+
+/// One page of run `run_id`'s traces (`limit` from `offset`, in id order)
+/// without request and response, errors scrubbed. A run that does not exist
+/// is an error, not an empty page.
+pub fn trace_page(
+    store: &Store,
+    run_id: i64,
+    limit: i64,
+    offset: i64,
+    redactor: &Redactor,
+) -> Result<Vec<serde_json::Value>> {
+    store.run(run_id)?;
+    store
+        .run_traces(run_id, limit, offset)?
+        .iter()
+        .map(|row| {
+            let mut c = scrub(redactor, row);
+            c.brief = true;
+            Ok(serde_json::to_value(&c)?)
+        })
+        .collect()
+}
+
+/// Trace `id` with its request and response, scrubbed as the export is.
+pub fn trace_detail(store: &Store, id: i64, redactor: &Redactor) -> Result<serde_json::Value> {
+    let row = store.trace(id)?;
+    Ok(serde_json::to_value(scrub(redactor, &row))?)
 }
 
 /// Writes every trace matching `filter` to `out` (give it a buffered

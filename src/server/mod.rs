@@ -2,11 +2,14 @@
 //! route modules (`routes/`), with the OpenAPI document generated from the
 //! same route definitions (utoipa-axum), so the two cannot drift; the
 //! layers every request passes (body limit, panic → JSON 500, latency
-//! metrics, bearer token on `/api`); and [`serve`], which binds and runs.
+//! metrics, bearer token on `/api`); the dashboard's pages at `/`
+//! (`dashboard`, outside the API and its document); and [`serve`], which
+//! binds and runs.
 //!
 //! Handlers only translate HTTP into calls of `jobs`, `registry` and
 //! `store`; background optimizations belong to [`jobs::JobManager`].
 
+pub mod dashboard;
 pub mod error;
 pub mod jobs;
 pub mod metrics;
@@ -73,6 +76,8 @@ pub fn router(state: AppState, token: Option<Arc<str>>) -> (Router, serde_json::
         .routes(routes!(registry::rollback))
         .routes(routes!(runs::runs))
         .routes(routes!(runs::run))
+        .routes(routes!(runs::traces))
+        .routes(routes!(runs::trace))
         .routes(routes!(predict::predict))
         .routes(routes!(ab::create, ab::list))
         .routes(routes!(ab::status))
@@ -102,6 +107,7 @@ pub fn router(state: AppState, token: Option<Arc<str>>) -> (Router, serde_json::
     document_request_errors(&mut doc);
     let _ = state.openapi.set(doc.clone());
     let router = router
+        .merge(dashboard::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -1,8 +1,9 @@
-//! Typed queries for the LM layer: the persistent cache and trace rows.
+//! Typed queries for the LM layer: the persistent cache and trace rows
+//! (streamed for export, one page of a run's for the dashboard, one by id).
 
 use super::bulk::insert_chunked;
 use super::Store;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::util::now;
 use rusqlite::{OptionalExtension, ToSql};
 
@@ -128,7 +129,72 @@ pub struct TraceFilter {
     pub since: Option<String>,
 }
 
+/// The columns [`trace_from_row`] reads, in [`StoredTrace`] field order.
+const TRACE_COLS: &str =
+    "id, at, run_id, candidate_id, example_id, version_id, predictor, role, provider, model, \
+     prompt_tokens, completion_tokens, cost_usd, latency_ms, cache_hit, attempts, error, \
+     request_json, response_text";
+
+/// [`TRACE_COLS`] with the request and response left out (empty), for
+/// listings: those two are most of a trace's bytes.
+const TRACE_BRIEF_COLS: &str =
+    "id, at, run_id, candidate_id, example_id, version_id, predictor, role, provider, model, \
+     prompt_tokens, completion_tokens, cost_usd, latency_ms, cache_hit, attempts, error, \
+     '' AS request_json, NULL AS response_text";
+
+fn trace_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredTrace> {
+    Ok(StoredTrace {
+        id: r.get(0)?,
+        at: r.get(1)?,
+        run_id: r.get(2)?,
+        candidate_id: r.get(3)?,
+        example_id: r.get(4)?,
+        version_id: r.get(5)?,
+        predictor: r.get(6)?,
+        role: r.get(7)?,
+        provider: r.get(8)?,
+        model: r.get(9)?,
+        prompt_tokens: r.get(10)?,
+        completion_tokens: r.get(11)?,
+        cost_usd: r.get(12)?,
+        latency_ms: r.get(13)?,
+        cache_hit: r.get(14)?,
+        attempts: r.get(15)?,
+        error: r.get(16)?,
+        request_json: r.get(17)?,
+        response_text: r.get(18)?,
+    })
+}
+
 impl Store {
+    /// One page of a run's traces in id order, without their request and
+    /// response (`request_json` empty, `response_text` None): the
+    /// dashboard lists them and opens one with [`Store::trace`].
+    pub fn run_traces(&self, run_id: i64, limit: i64, offset: i64) -> Result<Vec<StoredTrace>> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {TRACE_BRIEF_COLS} FROM traces WHERE run_id = ?1 ORDER BY id LIMIT ?2 OFFSET ?3"
+        ))?;
+        let rows = stmt
+            .query_map(rusqlite::params![run_id, limit, offset], trace_from_row)?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(rows)
+    }
+
+    /// One trace with its request and response.
+    pub fn trace(&self, id: i64) -> Result<StoredTrace> {
+        self.conn
+            .query_row(
+                &format!("SELECT {TRACE_COLS} FROM traces WHERE id = ?1"),
+                [id],
+                trace_from_row,
+            )
+            .optional()?
+            .ok_or_else(|| Error::NotFound {
+                kind: "trace",
+                name: id.to_string(),
+            })
+    }
+
     /// Hands every trace matching `filter` to `f`, in id order, one row at a
     /// time straight from the SQLite cursor: memory stays constant however
     /// many rows there are. Stops at the first error `f` returns. Returns the
@@ -139,11 +205,7 @@ impl Store {
         mut f: impl FnMut(&StoredTrace) -> Result<()>,
     ) -> Result<u64> {
         // Only the conditions given, so that `--run` uses the traces_run index.
-        let mut sql = String::from(
-            "SELECT id, at, run_id, candidate_id, example_id, version_id, predictor, role, provider, model, \
-             prompt_tokens, completion_tokens, cost_usd, latency_ms, cache_hit, attempts, error, \
-             request_json, response_text FROM traces WHERE 1",
-        );
+        let mut sql = format!("SELECT {TRACE_COLS} FROM traces WHERE 1");
         let mut values: Vec<&dyn rusqlite::ToSql> = Vec::new();
         if let Some(run) = &filter.run_id {
             sql.push_str(" AND run_id = ?");
@@ -158,28 +220,7 @@ impl Store {
         let mut rows = stmt.query(values.as_slice())?;
         let mut n = 0u64;
         while let Some(r) = rows.next()? {
-            let row = StoredTrace {
-                id: r.get(0)?,
-                at: r.get(1)?,
-                run_id: r.get(2)?,
-                candidate_id: r.get(3)?,
-                example_id: r.get(4)?,
-                version_id: r.get(5)?,
-                predictor: r.get(6)?,
-                role: r.get(7)?,
-                provider: r.get(8)?,
-                model: r.get(9)?,
-                prompt_tokens: r.get(10)?,
-                completion_tokens: r.get(11)?,
-                cost_usd: r.get(12)?,
-                latency_ms: r.get(13)?,
-                cache_hit: r.get(14)?,
-                attempts: r.get(15)?,
-                error: r.get(16)?,
-                request_json: r.get(17)?,
-                response_text: r.get(18)?,
-            };
-            f(&row)?;
+            f(&trace_from_row(r)?)?;
             n += 1;
         }
         Ok(n)

@@ -30,7 +30,9 @@ pub use mlflow::{epoch_ms, CandidateSummary, ExportMapping, TrialScore};
 pub use programs::{NewVersion, ProgramSummary, VersionRow};
 pub use query::{QueryOutput, ReadOnlyQueryError};
 pub use registry::{AliasMove, ComparisonRow, VersionEvaluation};
-pub use report::{ExampleOutcomeRow, ExampleScoreRow, LeaderboardRow, LmTotals, RoleUse};
+pub use report::{
+    ExampleOutcomeRow, ExampleScoreRow, LeaderboardRow, LmTotals, RoleUse, RunListing,
+};
 pub use runs::{CandidateRow, EvaluationRow, NewRun, RunRow, ScoreRow};
 pub use traced::{TracedPrediction, TRACED_COLUMNS};
 pub use trainsets::{ExampleRow, SplitRow, TrainsetRow};

@@ -1,7 +1,8 @@
 //! Read queries behind run reports (`crate::report`): a run's LM usage and
 //! latency percentiles from `traces`, its leaderboard from the
 //! `candidate_leaderboard` view, per-example outcomes of two evaluations from
-//! the `example_wins_losses` view, and the versions a run registered.
+//! the `example_wins_losses` view, the versions a run registered, and the
+//! run listing of the API and the dashboard (runs with names, calls and cost).
 
 use super::{Split, Store};
 use crate::error::Result;
@@ -68,7 +69,47 @@ pub struct ExampleScoreRow {
     pub error: Option<String>,
 }
 
+/// A run as the API lists it: the row, its program's and trainset's names,
+/// and the LM calls and cost of its traces (the row's own `lm_calls` is
+/// written when the run ends, so a running run needs the traces' count).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunListing {
+    #[serde(flatten)]
+    pub run: super::RunRow,
+    pub program: Option<String>,
+    pub trainset: Option<String>,
+    pub traced_calls: i64,
+    pub cost_usd: f64,
+}
+
 impl Store {
+    /// Recent runs, newest first, with names and traced LM use. Each
+    /// count is an indexed lookup of `traces_run`, so `limit` bounds the work.
+    pub fn list_run_listings(&self, limit: i64) -> Result<Vec<RunListing>> {
+        let cols = super::runs::RUN_COLS;
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {cols}, \
+             (SELECT name FROM programs WHERE programs.id = runs.program_id), \
+             (SELECT name FROM trainsets WHERE trainsets.id = runs.trainset_id), \
+             (SELECT COUNT(*) FROM traces WHERE traces.run_id = runs.id), \
+             (SELECT COALESCE(SUM(cost_usd), 0.0) FROM traces WHERE traces.run_id = runs.id) \
+             FROM runs ORDER BY id DESC LIMIT ?1"
+        ))?;
+        let n = cols.split(',').count();
+        let rows = stmt
+            .query_map([limit], |r| {
+                Ok(RunListing {
+                    run: super::runs::run_from_row(r)?,
+                    program: r.get(n)?,
+                    trainset: r.get(n + 1)?,
+                    traced_calls: r.get(n + 2)?,
+                    cost_usd: r.get(n + 3)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(rows)
+    }
+
     /// Calls, cache hits, errors, tokens and cost of a run's traces.
     pub fn run_lm_totals(&self, run_id: i64) -> Result<LmTotals> {
         Ok(self.conn.query_row(

@@ -100,10 +100,10 @@ pub struct CandidateRow {
     pub trial: Option<i64>,
 }
 
-const RUN_COLS: &str = "id, kind, optimizer, config_json, trainset_id, split_id, program_id, base_version_id, status, \
+pub(super) const RUN_COLS: &str = "id, kind, optimizer, config_json, trainset_id, split_id, program_id, base_version_id, status, \
     progress, seed, baseline_score, best_score, best_candidate_id, test_score, lm_calls, cache_hits, started_at, finished_at, error";
 
-fn run_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
+pub(super) fn run_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
     Ok(RunRow {
         id: r.get(0)?,
         kind: r.get(1)?,

@@ -11,9 +11,9 @@
 // The browser is Debian's /usr/bin/chromium (override: CHROMIUM_PATH);
 // playwright-core never downloads one.
 
-import { chromium } from 'playwright-core';
+import { launch } from './browser.mjs';
 import { pathToFileURL } from 'node:url';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 
 const args = process.argv.slice(2);
@@ -29,24 +29,7 @@ if (args.length !== 2 || !Number.isFinite(waitMs)) {
 }
 const [target, screenshot] = args;
 const url = /^[a-z]+:\/\//i.test(target) ? target : pathToFileURL(resolve(target)).href;
-const executablePath = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
-if (!existsSync(executablePath)) {
-  console.error(`chromium not found at ${executablePath} (apt-get install chromium, or set CHROMIUM_PATH)`);
-  process.exit(1);
-}
-
-const browser = await chromium.launch({
-  executablePath,
-  args: [
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-quic',
-    '--no-first-run',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-  ],
-});
+const browser = await launch();
 const result = {
   url,
   console_errors: [],

@@ -8,6 +8,7 @@ mod util;
 mod ab;
 
 mod cli_paths;
+mod dashboard;
 mod data_tools;
 mod dspy_roundtrip;
 mod foundation;

@@ -14,18 +14,24 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A running `skill-fleet serve`; killed (SIGKILL) when dropped.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    base: String,
-    client: Client,
+    pub(crate) base: String,
+    pub(crate) client: Client,
     /// How long `wait_for` waits.
-    patience: Duration,
+    pub(crate) patience: Duration,
 }
 
 impl Server {
     /// Starts the binary on `db` with `config`, `--data-dir data`, port 0,
     /// and `extra` flags; `token` goes into SKILL_FLEET_TOKEN.
-    fn start(db: &Path, config: &Path, data: &Path, extra: &[&str], token: Option<&str>) -> Server {
+    pub(crate) fn start(
+        db: &Path,
+        config: &Path,
+        data: &Path,
+        extra: &[&str],
+        token: Option<&str>,
+    ) -> Server {
         let mut cmd = Self::command(db, config, data, extra, token);
         let mut child = cmd.spawn().expect("the server starts");
         let mut line = String::new();
@@ -79,11 +85,11 @@ impl Server {
         cmd
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
-    fn get(&self, path: &str) -> Response {
+    pub(crate) fn get(&self, path: &str) -> Response {
         self.client
             .get(self.url(path))
             .send()
@@ -154,16 +160,16 @@ impl Drop for Server {
 
 /// A temp project: a database, a stub LM answering every call after
 /// `delay`, its config, and a data dir holding `small.json` (8 examples).
-struct Project {
-    dir: tempfile::TempDir,
-    db: PathBuf,
-    config: PathBuf,
-    data: PathBuf,
+pub(crate) struct Project {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) db: PathBuf,
+    pub(crate) config: PathBuf,
+    pub(crate) data: PathBuf,
     _lm: StubLmServer,
 }
 
 impl Project {
-    fn new(delay_ms: u64) -> Project {
+    pub(crate) fn new(delay_ms: u64) -> Project {
         let dir = tempfile::tempdir().expect("a temp dir");
         let lm = StubLmServer::start(SKILL_ANSWER, Duration::from_millis(delay_ms));
         let config = stub_config(dir.path(), &lm.url);
@@ -179,7 +185,23 @@ impl Project {
         }
     }
 
-    fn serve(&self, extra: &[&str]) -> Server {
+    /// A project whose config runs the real local model, with `n` examples
+    /// in `tiny/small.json` of the data dir; the config's path and the
+    /// trainset's.
+    #[cfg(feature = "local")]
+    pub(crate) fn local_model(n: usize) -> (Project, PathBuf, String) {
+        let Some(model) = model_path() else {
+            panic!("model missing: run `bash scripts/setup.sh`");
+        };
+        let p = Project::new(0);
+        let config = local_model_config(p.dir.path(), &model);
+        let tiny = p.data.join("tiny");
+        std::fs::create_dir(&tiny).expect("a subdirectory");
+        let trainset = small_trainset(&tiny, n);
+        (p, config, trainset)
+    }
+
+    pub(crate) fn serve(&self, extra: &[&str]) -> Server {
         Server::start(&self.db, &self.config, &self.data, extra, None)
     }
 }
@@ -799,6 +821,8 @@ fn serve_openapi_lists_every_route_it_serves() {
         "POST /api/v1/programs/{name}/aliases/{alias}/rollback",
         "GET /api/v1/runs",
         "GET /api/v1/runs/{id}",
+        "GET /api/v1/runs/{id}/traces",
+        "GET /api/v1/traces/{id}",
         "POST /api/v1/predict",
         "POST /api/v1/ab",
         "GET /api/v1/ab",
@@ -865,22 +889,8 @@ fn serve_openapi_lists_every_route_it_serves() {
 #[cfg(feature = "local")]
 #[test]
 fn serve_optimizes_with_the_local_model() {
-    let Some(model) = model_path() else {
-        panic!("model missing: run `bash scripts/setup.sh`");
-    };
-    let p = Project::new(0);
-    let text = std::fs::read_to_string(root().join("config/config.yaml"))
-        .expect("the bundled config")
-        .replace(
-            "models/gemma-3-270m-q4_k_m.gguf",
-            model.to_str().expect("utf-8 path"),
-        );
-    let config = p.dir.path().join("local.yaml");
-    std::fs::write(&config, text).expect("written");
     // Four examples: one or two LM calls per evaluation.
-    let tiny = p.data.join("tiny");
-    std::fs::create_dir(&tiny).expect("a subdirectory");
-    small_trainset(&tiny, 4);
+    let (p, config, _) = Project::local_model(4);
     let mut server = Server::start(&p.db, &config, &p.data, &[], None);
     server.patience = Duration::from_secs(900);
     let mut body = job("labeled");

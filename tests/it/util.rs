@@ -61,6 +61,21 @@ pub fn model_path() -> Option<PathBuf> {
     p.exists().then_some(p)
 }
 
+/// The bundled config with its local model pointed at `model`, written as
+/// `local.yaml` in `dir`.
+#[cfg(feature = "local")]
+pub fn local_model_config(dir: &Path, model: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(root().join("config/config.yaml"))
+        .expect("the bundled config")
+        .replace(
+            "models/gemma-3-270m-q4_k_m.gguf",
+            model.to_str().expect("utf-8 path"),
+        );
+    let config = dir.join("local.yaml");
+    std::fs::write(&config, text).expect("written");
+    config
+}
+
 /// A valid answer of the bundled skill program in completion mode.
 pub const SKILL_ANSWER: &str = " rust/tokio-task-cancellation\nName: tokio-task-cancellation\nSkill Style: minimal\n\
 Subdirectories: references, examples\nKeywords: tokio, cancellation, async, tasks\n\
