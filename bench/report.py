@@ -292,7 +292,7 @@ def tracker_block(t, peers):
         ("raw SQLite loop (rusqlite, one-row statements, one transaction per run)", "WAL, `synchronous=NORMAL`", r),
     ]
     if lim:
-        ours_rows.append(("raw SQLite limit (multi-row statements of 128 rows, one transaction, ids assigned up front)", "WAL, `synchronous=NORMAL`, foreign keys off", lim))
+        ours_rows.append(("raw SQLite, multi-row (statements of 128 rows, ids assigned up front; one transaction for the score phase, one per 10,000 traces)", "WAL, `synchronous=NORMAL`, foreign keys off", lim))
     for label, dur, s_ in ours_rows:
         q = s_["queries"]
         rows.append(
@@ -329,12 +329,12 @@ def tracker_block(t, peers):
         "",
         f"SQLite {t.get('sqlite_version', '?')}. Time to write the full 1,000,000 score rows: "
         f"skill-fleet {o['score_phase_secs']:.1f} s, raw SQLite loop {r['score_phase_secs']:.1f} s"
-        + (f", raw SQLite limit {lim['score_phase_secs']:.1f} s" if lim else "")
+        + (f", raw SQLite multi-row {lim['score_phase_secs']:.1f} s" if lim else "")
         + "".join(
             f", {peer_name(p)} {p['extrapolated_full_secs'] / 60:,.1f} min (extrapolated)" for p in peers
         )
         + f". 1,000,000 trace rows: skill-fleet {o['trace_secs']:.1f} s, raw SQLite loop {r['trace_secs']:.1f} s"
-        + (f", raw SQLite limit {lim['trace_secs']:.1f} s." if lim else "."),
+        + (f", raw SQLite multi-row {lim['trace_secs']:.1f} s." if lim else "."),
         "",
         f"Best candidate of *every* run at once (`... FROM candidate_leaderboard WHERE rank = 1`, 1,000 rows): "
         f"skill-fleet file {fmt_ms(o['queries']['best_candidate_of_every_run_ms'])}, raw file {fmt_ms(r['queries']['best_candidate_of_every_run_ms'])}.",
@@ -496,8 +496,9 @@ def targets_block(ov, dspy, lo, ls, tr=None):
         rows.append(f"| the same for trace rows (~450-byte rows) | {fmt_int(t)} rows/s (raw SQLite loop {fmt_int(rt)}) | {'yes' if t >= 300000 else 'no'} |")
         lim = tr.get("raw_limit")
         if lim:
-            rl = lim["trace_rows_per_sec"]
-            rows.append(f"| trace rows at least half the raw limit (the rule the 300k figure comes from) | {t / rl:.0%} of the raw SQLite limit ({fmt_int(rl)} rows/s); {t / rt:.0%} of the plain loop | {'yes' if t >= rl / 2 else 'no'} |")
+            # The limit is the fastest raw way measured for trace rows.
+            rl = max(lim["trace_rows_per_sec"], rt)
+            rows.append(f"| trace rows at least half the raw limit (the rule the 300k figure comes from) | {t / rl:.0%} of the fastest raw SQLite figure ({fmt_int(rl)} rows/s; plain loop {fmt_int(rt)}, multi-row {fmt_int(lim['trace_rows_per_sec'])}) | {'yes' if t >= rl / 2 else 'no'} |")
         else:
             rows.append(f"| trace rows at least half the raw limit (the rule the 300k figure comes from) | {t / rt:.0%} of the raw loop | {'yes' if t >= rt / 2 else 'no'} |")
         q = max(o["queries"]["best_candidate_of_run_ms"], o["queries"]["score_history_of_run_ms"])
