@@ -65,12 +65,7 @@ pub enum VersionsCommand {
 
 /// Parses `train|val|test|all` (`all`: every example, no split part).
 fn parse_part(s: &str) -> Result<Option<Part>> {
-    if s == "all" {
-        return Ok(None);
-    }
-    Part::parse(s)
-        .map(Some)
-        .ok_or_else(|| anyhow!("--split `{s}`: expected train, val, test or all"))
+    Part::parse_or_all(s).map_err(|()| anyhow!("--split `{s}`: expected train, val, test or all"))
 }
 
 fn opt<T: ToString>(v: Option<T>) -> String {

@@ -36,6 +36,17 @@ impl Part {
             _ => None,
         }
     }
+
+    /// Parses a user's `train|val|test|all` choice: `Ok(None)` for `all`
+    /// (every example, no split part); `Err(())` for anything else, which
+    /// the caller reports with the name of its field or flag.
+    #[allow(clippy::result_unit_err)]
+    pub fn parse_or_all(s: &str) -> Result<Option<Part>, ()> {
+        match s {
+            "all" => Ok(None),
+            s => Part::parse(s).map(Some).ok_or(()),
+        }
+    }
 }
 
 /// Fractions of train and val; test gets the rest.

@@ -111,14 +111,12 @@ pub async fn compare(
     ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<CompareBody>,
 ) -> ApiResult<Json<Value>> {
-    let split = match body.split.as_deref().unwrap_or("test") {
-        "all" => None,
-        s => Some(Part::parse(s).ok_or_else(|| {
-            ApiError::unprocessable(format!(
-                "field `split`: `{s}` is not a split; expected train, val, test or all"
-            ))
-        })?),
-    };
+    let s = body.split.as_deref().unwrap_or("test");
+    let split = Part::parse_or_all(s).map_err(|()| {
+        ApiError::unprocessable(format!(
+            "field `split`: `{s}` is not a split; expected train, val, test or all"
+        ))
+    })?;
     let defaults = StatSettings::default();
     let confidence = body.confidence.unwrap_or(defaults.confidence);
     if !(confidence > 0.0 && confidence < 1.0) {
