@@ -22,8 +22,9 @@ pub struct CallContext {
     pub predictor: Option<String>,
     /// The program version being run, for `traces.version_id`.
     pub version_id: Option<i64>,
-    /// The program inputs of the run (JSON, constants left out), for
-    /// `traces.inputs_json`: what `trainset from-traces` rebuilds examples from.
+    /// The program inputs of a run without a stored example (JSON, constants
+    /// left out), for `traces.inputs_json`: what `trainset from-traces`
+    /// rebuilds examples from when there is no `example_id`.
     pub inputs_json: Option<String>,
     /// The A/B assignment that routed the request, for `traces.assignment_id`.
     pub assignment_id: Option<i64>,

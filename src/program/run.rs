@@ -76,15 +76,18 @@ pub async fn run_program_with(
     ctx: &CallContext,
     options: &RunOptions,
 ) -> Result<Prediction, RunError> {
-    // Every call of the run records the program's inputs (constants left
-    // out), so a traced prediction can later become an example again.
-    let program_inputs: Map<String, Value> = inputs
-        .iter()
-        .filter(|(k, _)| !constants.contains_key(k.as_str()))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    // A call without an example (predict, A/B traffic) records the
+    // program's inputs (constants left out), so the traced prediction can
+    // later become an example again. A call on a stored example needs not:
+    // `trainset from-traces` reads its inputs from the example, and eval and
+    // optimize runs make thousands of such calls.
     let mut ctx = ctx.clone();
-    if ctx.inputs_json.is_none() {
+    if ctx.inputs_json.is_none() && ctx.example_id.is_none() {
+        let program_inputs: Map<String, Value> = inputs
+            .iter()
+            .filter(|(k, _)| !constants.contains_key(k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         ctx.inputs_json = serde_json::to_string(&program_inputs).ok();
     }
     let ctx = &ctx;

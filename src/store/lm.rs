@@ -29,8 +29,9 @@ pub struct TraceRow {
     /// The program version whose call this is (predictions by alias,
     /// version or A/B test), when the caller knows it.
     pub version_id: Option<i64>,
-    /// The program inputs (JSON object, constants left out) of the run the
-    /// call belongs to, so a traced prediction can become an example again.
+    /// The program inputs (JSON object, constants left out) of a call made
+    /// without a stored example (predict, A/B), so the traced prediction can
+    /// become an example again; a call on an example has its `example_id`.
     pub inputs_json: Option<String>,
     /// The A/B assignment that routed the call, so outcomes join to it.
     pub assignment_id: Option<i64>,
