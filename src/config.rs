@@ -3,8 +3,10 @@
 
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+use std::time::SystemTime;
 
 /// The bundled taxonomy, used when no taxonomy file is configured or found.
 const BUNDLED_TAXONOMY: &str = include_str!("../config/taxonomy.yaml");
@@ -41,14 +43,38 @@ impl Taxonomy {
 
     /// The taxonomy shipped with skill-fleet.
     pub fn bundled() -> Self {
-        Self::from_yaml("config/taxonomy.yaml (bundled)", BUNDLED_TAXONOMY)
-            .expect("bundled taxonomy is valid YAML (checked by a unit test)")
+        static BUNDLED: OnceLock<Taxonomy> = OnceLock::new();
+        BUNDLED
+            .get_or_init(|| {
+                Self::from_yaml("config/taxonomy.yaml (bundled)", BUNDLED_TAXONOMY)
+                    .expect("bundled taxonomy is valid YAML (checked by a unit test)")
+            })
+            .clone()
     }
 
-    /// Reads a taxonomy file.
+    /// Reads a taxonomy file. Parsed files are kept for the process and
+    /// parsed again only when the file's modification time or size changes:
+    /// every served prediction asks for the taxonomy, and parsing its YAML
+    /// was a visible share of a cached `POST /predict` (perf, 2026-11-29).
     pub fn load(path: &Path) -> Result<Self> {
+        type Parsed = HashMap<PathBuf, (Option<SystemTime>, u64, Taxonomy)>;
+        static PARSED: OnceLock<Mutex<Parsed>> = OnceLock::new();
+        let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+        let stamp = (meta.modified().ok(), meta.len());
+        let parsed = PARSED.get_or_init(Mutex::default);
+        if let Ok(cache) = parsed.lock() {
+            if let Some((modified, len, t)) = cache.get(path) {
+                if (*modified, *len) == stamp {
+                    return Ok(t.clone());
+                }
+            }
+        }
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        Self::from_yaml(&path.display().to_string(), &text)
+        let t = Self::from_yaml(&path.display().to_string(), &text)?;
+        if let Ok(mut cache) = parsed.lock() {
+            cache.insert(path.to_path_buf(), (stamp.0, stamp.1, t.clone()));
+        }
+        Ok(t)
     }
 
     /// Whether `name` is a category.

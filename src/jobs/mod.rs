@@ -30,18 +30,22 @@ use crate::config::Config;
 use crate::error::Result;
 use crate::eval::EvalExample;
 use crate::lm::budget::Budget;
+use crate::lm::cache::LmCache;
 use crate::lm::client::{LmOptions, Lms};
 use crate::program::ProgramSpec;
-use crate::store::{ExampleRow, Store, Writer};
+use crate::store::{ExampleRow, PooledReader, Writer};
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// What every job needs: the configuration and the store writer.
 #[derive(Clone)]
 pub struct Context {
     pub config: Config,
     pub writer: Writer,
+    /// The LM response cache every job of this process shares, built on
+    /// first use (with the writer's database as its persistent tier).
+    lm_cache: Arc<OnceLock<Arc<LmCache>>>,
 }
 
 impl Context {
@@ -50,12 +54,26 @@ impl Context {
         Ok(Context {
             config,
             writer: Writer::start(db)?,
+            lm_cache: Arc::default(),
         })
     }
 
-    /// A read-only connection to the database.
-    pub fn reader(&self) -> Result<Store> {
-        Store::open_read_only(self.writer.path())
+    /// A read-only connection to the database, from the writer's pool.
+    pub fn reader(&self) -> Result<PooledReader> {
+        self.writer.readers().get()
+    }
+
+    /// The process's shared LM cache.
+    fn lm_cache(&self) -> Result<Arc<LmCache>> {
+        if let Some(cache) = self.lm_cache.get() {
+            return Ok(cache.clone());
+        }
+        let cache = Arc::new(LmCache::with_db(
+            self.config.lm.cache.memory_entries,
+            &self.writer,
+        )?);
+        // A racing first use may have set it meanwhile: keep the one stored.
+        Ok(self.lm_cache.get_or_init(|| cache).clone())
     }
 
     /// The LM clients of a job: cached and traced through the writer unless
@@ -66,6 +84,7 @@ impl Context {
             LmOptions {
                 writer: Some(self.writer.clone()),
                 no_cache,
+                shared_cache: Some(self.lm_cache()?),
             },
             budget,
         )?))

@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::lm::budget::Budget;
 use crate::lm::client::CallContext;
 use crate::program::ensemble::{infer, Member, Strategy};
-use crate::program::{load_program, ProgramRef};
+use crate::program::{load_program, load_stored_program, ProgramRef};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -67,8 +67,15 @@ pub async fn predict(
         }
         None => (req.program.clone(), None),
     };
-    let (spec, version) = ctx.writer.call(move |s| load_program(s, &program))?;
-    ctx.writer.flush()?;
+    let stored = load_stored_program(&*ctx.reader()?, &program)?;
+    let (spec, version) = match stored {
+        Some(found) => found,
+        None => {
+            let found = ctx.writer.call(move |s| load_program(s, &program))?;
+            ctx.writer.flush()?;
+            found
+        }
+    };
     let missing: Vec<String> = spec
         .input_fields()
         .into_iter()
@@ -96,7 +103,7 @@ pub async fn predict(
         Vec::new()
     };
     let (strategy, others) = match &req.ensemble {
-        Some(e) => e.build(&ctx.config, &lms, &ctx.reader()?, &spec.name, &constants)?,
+        Some(e) => e.build(&ctx.config, &lms, &*ctx.reader()?, &spec.name, &constants)?,
         None => (Strategy::Single, Vec::new()),
     };
     let mut members = vec![Member {

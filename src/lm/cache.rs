@@ -5,7 +5,7 @@
 //! provider, not in the request.
 
 use super::{LmRequest, LmResponse};
-use crate::store::{Store, Write, Writer};
+use crate::store::{Write, Writer};
 use crate::util::{canonical_json, sha256_hex};
 use lru::LruCache;
 use std::num::NonZeroUsize;
@@ -27,11 +27,19 @@ pub struct LmCache {
     db: Option<DbTier>,
 }
 
-/// The persistent tier: reads on a read-only connection of its own, writes
-/// through the process's one store writer (no second migrated `Store`).
+/// The persistent tier: reads on the writer's pooled read-only connections
+/// (a cache is built per job and per served prediction, so it must not open
+/// a connection of its own), writes through the process's one store writer.
 struct DbTier {
-    reader: Mutex<Store>,
     writer: Writer,
+}
+
+impl std::fmt::Debug for LmCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LmCache")
+            .field("persistent", &self.db.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl LmCache {
@@ -49,7 +57,6 @@ impl LmCache {
     pub fn with_db(entries: usize, writer: &Writer) -> crate::Result<Self> {
         let mut c = Self::memory_only(entries);
         c.db = Some(DbTier {
-            reader: Mutex::new(Store::open_read_only(writer.path())?),
             writer: writer.clone(),
         });
         Ok(c)
@@ -63,7 +70,7 @@ impl LmCache {
             }
         }
         let db = self.db.as_ref()?;
-        let text = db.reader.lock().ok()?.cache_get(key).ok()??;
+        let text = db.writer.readers().get().ok()?.cache_get(key).ok()??;
         let response: LmResponse = serde_json::from_str(&text).ok()?;
         db.writer.write(Write::CacheHit {
             key: key.to_string(),

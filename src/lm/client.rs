@@ -274,6 +274,11 @@ pub struct LmOptions {
     pub writer: Option<Writer>,
     /// Bypass the cache entirely (`--no-cache`).
     pub no_cache: bool,
+    /// The process's cache, shared with other `Lms` (the server builds one
+    /// per prediction; a fresh cache each time would start with an empty
+    /// memory tier and allocate its table per request). None: these clients
+    /// get a cache of their own.
+    pub shared_cache: Option<Arc<LmCache>>,
 }
 
 /// A provider instance with its concurrency limit, shared by the roles using it.
@@ -295,6 +300,8 @@ impl Lms {
     pub fn new(config: Config, options: LmOptions, budget: Arc<Budget>) -> crate::Result<Self> {
         let cache = if options.no_cache || !config.lm.cache.enabled {
             None
+        } else if let Some(shared) = options.shared_cache {
+            Some(shared)
         } else {
             Some(Arc::new(match &options.writer {
                 Some(w) => LmCache::with_db(config.lm.cache.memory_entries, w)?,

@@ -4,7 +4,7 @@
 use super::spec::ProgramSpec;
 use crate::error::{Error, Result};
 use crate::store::{NewVersion, Store, VersionRow};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Which version of a program to use.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -25,20 +25,7 @@ pub struct ProgramRef {
 /// ignore `--alias`/`--version` and evaluate something other than what was
 /// asked for.
 pub fn load_program(store: &mut Store, r: &ProgramRef) -> Result<(ProgramSpec, VersionRow)> {
-    let path = Path::new(&r.program);
-    let bundled = Path::new("config/programs").join(format!("{}.yaml", r.program));
-    let file = if path.is_file() {
-        Some(path.to_path_buf())
-    } else if r.version.is_none()
-        && r.alias.is_none()
-        && bundled.is_file()
-        && store.find_version(&r.program, None).is_err()
-    {
-        Some(bundled)
-    } else {
-        None
-    };
-    if let Some(file) = file {
+    if let Some(file) = spec_file(store, r) {
         let spec = if file.extension().is_some_and(|e| e == "json") {
             let text = std::fs::read_to_string(&file).map_err(|e| Error::io(&file, e))?;
             super::dspy::import_dspy_json(&file.display().to_string(), &text)?
@@ -67,6 +54,38 @@ pub fn load_program(store: &mut Store, r: &ProgramRef) -> Result<(ProgramSpec, V
         return Ok((spec, row));
     }
     stored_version(store, &r.program, r.version, r.alias.as_deref(), None)
+}
+
+/// [`load_program`] for a reference that needs no spec file, on a read-only
+/// connection: None when `r` names a file (which `load_program` registers
+/// through a writable store). Served predictions take this path, so they
+/// never wait on the writer to look a version up.
+pub fn load_stored_program(
+    store: &Store,
+    r: &ProgramRef,
+) -> Result<Option<(ProgramSpec, VersionRow)>> {
+    if spec_file(store, r).is_some() {
+        return Ok(None);
+    }
+    stored_version(store, &r.program, r.version, r.alias.as_deref(), None).map(Some)
+}
+
+/// The spec file `r` names: a path, or the bundled `config/programs/NAME.yaml`
+/// of a bare name with no version or alias asked and none registered.
+fn spec_file(store: &Store, r: &ProgramRef) -> Option<PathBuf> {
+    let path = Path::new(&r.program);
+    let bundled = Path::new("config/programs").join(format!("{}.yaml", r.program));
+    if path.is_file() {
+        Some(path.to_path_buf())
+    } else if r.version.is_none()
+        && r.alias.is_none()
+        && bundled.is_file()
+        && store.find_version(&r.program, None).is_err()
+    {
+        Some(bundled)
+    } else {
+        None
+    }
 }
 
 /// A stored version of `program`: by alias, by number, or the newest. When

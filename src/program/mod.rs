@@ -16,6 +16,6 @@ pub use signature::{Field, FieldType, Signature};
 pub use spec::{AdapterKind, Demo, ModuleKind, PredictorSpec, ProgramSpec};
 pub mod dspy;
 pub mod load;
-pub use load::{load_program, ProgramRef};
+pub use load::{load_program, load_stored_program, ProgramRef};
 pub mod ensemble;
 pub use run::{run_program_with, RunOptions};

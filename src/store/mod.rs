@@ -15,6 +15,7 @@ mod lm;
 mod mlflow;
 mod programs;
 mod query;
+mod readers;
 mod registry;
 mod report;
 mod runs;
@@ -29,6 +30,7 @@ pub use lm::{CacheStats, StoredTrace, TraceFilter, TraceRow};
 pub use mlflow::{epoch_ms, CandidateSummary, ExportMapping, TrialScore};
 pub use programs::{NewVersion, ProgramSummary, VersionRow};
 pub use query::{QueryOutput, ReadOnlyQueryError};
+pub use readers::{PooledReader, Readers};
 pub use registry::{AliasMove, ComparisonRow, VersionEvaluation};
 pub use report::{
     ExampleOutcomeRow, ExampleScoreRow, LeaderboardRow, LmTotals, RoleUse, RunListing,
@@ -50,6 +52,11 @@ mod embedded {
 
 /// How long a writer waits for another process's lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Prepared statements kept per connection. rusqlite's default of 16 is
+/// fewer than the writer's distinct statements (each table's single- and
+/// multi-row inserts, cache and alias updates), which made it re-parse them.
+const STATEMENT_CACHE: usize = 64;
 
 /// A connection to the tracker database, migrated to the newest schema.
 pub struct Store {
@@ -105,6 +112,7 @@ impl Store {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         conn.pragma_update(None, "query_only", true)?;
         Ok(Store { conn, path })
     }
@@ -239,6 +247,7 @@ fn wal_path(path: &Path, suffix: &str) -> PathBuf {
 
 fn configure(conn: &Connection) -> Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     // journal_mode returns a row, so it is read rather than executed.
     let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;

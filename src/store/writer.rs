@@ -21,7 +21,7 @@
 //! a call that fails leaves nothing behind.
 
 use super::bulk::insert_chunked;
-use super::{ScoreRow, Store, TraceRow};
+use super::{Readers, ScoreRow, Store, TraceRow};
 use crate::error::{Error, Result};
 use crate::util::now;
 use rusqlite::{params, Connection, ToSql};
@@ -87,6 +87,9 @@ struct Inner {
     tx: Mutex<Option<Sender<Msg>>>,
     handle: Mutex<Option<JoinHandle<()>>>,
     path: PathBuf,
+    /// Read-only connections to the same file, shared by everything that
+    /// holds this writer (jobs, the LM cache, request handlers).
+    readers: Arc<Readers>,
 }
 
 impl Drop for Inner {
@@ -125,6 +128,7 @@ impl Writer {
             inner: Arc::new(Inner {
                 tx: Mutex::new(Some(tx)),
                 handle: Mutex::new(Some(handle)),
+                readers: Readers::new(&path),
                 path,
             }),
         })
@@ -133,6 +137,11 @@ impl Writer {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// The pool of read-only connections to this writer's database.
+    pub fn readers(&self) -> &Arc<Readers> {
+        &self.inner.readers
     }
 
     fn send(&self, msg: Msg) -> Result<()> {

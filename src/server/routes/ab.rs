@@ -66,7 +66,7 @@ pub async fn create(
 #[utoipa::path(get, path = "/api/v1/ab", tag = "ab",
     responses((status = 200, description = "Every A/B test", body = Vec<Object>)))]
 pub async fn list(State(st): State<AppState>) -> ApiResult<Json<Value>> {
-    blocking(move || Ok(Json(serde_json::to_value(ab::list(&st.ctx.reader()?)?)?))).await
+    blocking(move || Ok(Json(serde_json::to_value(ab::list(&*st.ctx.reader()?)?)?))).await
 }
 
 #[utoipa::path(get, path = "/api/v1/ab/{test}", tag = "ab",
@@ -80,7 +80,7 @@ pub async fn status(
     ApiPath(test): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
     blocking(move || {
-        let r = ab::status(&st.ctx.reader()?, &test, &StatusOptions::default())?;
+        let r = ab::status(&*st.ctx.reader()?, &test, &StatusOptions::default())?;
         Ok(Json(serde_json::to_value(r)?))
     })
     .await

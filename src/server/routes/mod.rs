@@ -86,7 +86,7 @@ pub async fn health(State(st): State<AppState>) -> Json<Health> {
     responses((status = 200, description = "Prometheus metrics (OpenMetrics text)", body = String,
         content_type = "application/openmetrics-text")))]
 pub async fn metrics(State(st): State<AppState>) -> ApiResult<impl IntoResponse> {
-    let text = blocking(move || Ok(st.metrics.render(&st.ctx.reader()?)?)).await?;
+    let text = blocking(move || Ok(st.metrics.render(&*st.ctx.reader()?)?)).await?;
     Ok(([(header::CONTENT_TYPE, super::metrics::CONTENT_TYPE)], text))
 }
 

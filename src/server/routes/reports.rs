@@ -67,7 +67,7 @@ pub async fn run_report(
 ) -> ApiResult<Response> {
     let format = q.get()?;
     blocking(move || {
-        let report = build_run_report(&st.ctx.reader()?, id)?;
+        let report = build_run_report(&*st.ctx.reader()?, id)?;
         let mut out = Vec::new();
         render(&report, format, &mut out)?;
         Ok(document(format, out))
@@ -229,7 +229,7 @@ pub async fn alias_history(
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
     blocking(move || {
-        let rows = crate::registry::history(&st.ctx.reader()?, &name, None)?;
+        let rows = crate::registry::history(&*st.ctx.reader()?, &name, None)?;
         Ok(Json(serde_json::to_value(rows)?))
     })
     .await
@@ -248,7 +248,7 @@ pub async fn diff(
     ApiPath((name, v1, v2)): ApiPath<(String, i64, i64)>,
 ) -> ApiResult<Json<Value>> {
     blocking(move || {
-        let d = crate::registry::diff_versions(&st.ctx.reader()?, &name, v1, v2)?;
+        let d = crate::registry::diff_versions(&*st.ctx.reader()?, &name, v1, v2)?;
         Ok(Json(serde_json::to_value(d)?))
     })
     .await

@@ -89,7 +89,7 @@ pub async fn traces(
         )));
     }
     blocking(move || {
-        let rows = trace_page(&st.ctx.reader()?, id, limit, offset, &Redactor::from_env())?;
+        let rows = trace_page(&*st.ctx.reader()?, id, limit, offset, &Redactor::from_env())?;
         Ok(Json(rows))
     })
     .await
@@ -107,7 +107,7 @@ pub async fn trace(
 ) -> ApiResult<Json<Value>> {
     blocking(move || {
         Ok(Json(trace_detail(
-            &st.ctx.reader()?,
+            &*st.ctx.reader()?,
             id,
             &Redactor::from_env(),
         )?))
