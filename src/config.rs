@@ -305,6 +305,23 @@ mod tests {
     }
 
     #[test]
+    fn a_taxonomy_file_is_read_again_after_it_changes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("taxonomy.yaml");
+        std::fs::write(&path, "categories:\n  - name: alpha\n").expect("write");
+        let first = Taxonomy::load(&path).expect("load");
+        assert_eq!(first.names(), vec!["alpha".to_string()]);
+        // A different size: seen even when the modification time's
+        // resolution would hide the change.
+        std::fs::write(&path, "categories:\n  - name: beta\n  - name: gamma\n").expect("rewrite");
+        let second = Taxonomy::load(&path).expect("load again");
+        assert_eq!(
+            second.names(),
+            vec!["beta".to_string(), "gamma".to_string()]
+        );
+    }
+
+    #[test]
     fn bundled_config_parses() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/config.yaml");
         let c = Config::load(&path, true).unwrap();

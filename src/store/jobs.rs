@@ -65,11 +65,8 @@ impl Store {
     /// One job.
     pub fn job(&self, id: i64) -> Result<JobRow> {
         self.conn()
-            .query_row(
-                &format!("SELECT {JOB_COLS} FROM jobs WHERE id = ?1"),
-                [id],
-                job_from_row,
-            )
+            .prepare_cached(&format!("SELECT {JOB_COLS} FROM jobs WHERE id = ?1"))?
+            .query_row([id], job_from_row)
             .optional()?
             .ok_or_else(|| Error::NotFound {
                 kind: "job",

@@ -109,11 +109,8 @@ impl Store {
     /// A version by its row id.
     pub fn version_by_id(&self, id: i64) -> Result<VersionRow> {
         self.conn
-            .query_row(
-                &format!("SELECT {VERSION_COLS} FROM program_versions v JOIN programs p ON p.id = v.program_id WHERE v.id = ?1"),
-                [id],
-                version_from_row,
-            )
+            .prepare_cached(&format!("SELECT {VERSION_COLS} FROM program_versions v JOIN programs p ON p.id = v.program_id WHERE v.id = ?1"))?
+            .query_row([id], version_from_row)
             .optional()?
             .ok_or_else(|| Error::NotFound { kind: "program version", name: id.to_string() })
     }
@@ -121,14 +118,11 @@ impl Store {
     /// A version of `program` by number, or the newest when `version` is None.
     pub fn find_version(&self, program: &str, version: Option<i64>) -> Result<VersionRow> {
         self.conn
-            .query_row(
-                &format!(
+            .prepare_cached(&format!(
                     "SELECT {VERSION_COLS} FROM program_versions v JOIN programs p ON p.id = v.program_id \
                      WHERE p.name = ?1 AND (?2 IS NULL OR v.version = ?2) ORDER BY v.version DESC LIMIT 1"
-                ),
-                params![program, version],
-                version_from_row,
-            )
+                ))?
+            .query_row(params![program, version], version_from_row)
             .optional()?
             .ok_or_else(|| Error::NotFound {
                 kind: "program version",
@@ -143,11 +137,8 @@ impl Store {
     pub fn version_by_alias(&self, program: &str, alias: &str) -> Result<VersionRow> {
         let id: Option<i64> = self
             .conn
-            .query_row(
-                "SELECT a.version_id FROM aliases a JOIN programs p ON p.id = a.program_id WHERE p.name = ?1 AND a.alias = ?2",
-                params![program, alias],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT a.version_id FROM aliases a JOIN programs p ON p.id = a.program_id WHERE p.name = ?1 AND a.alias = ?2")?
+            .query_row(params![program, alias], |r| r.get(0))
             .optional()?;
         let id = id.ok_or_else(|| Error::NotFound {
             kind: "alias",

@@ -215,7 +215,7 @@ impl Group {
         if self.started.is_some() {
             return;
         }
-        match store.conn.execute_batch("BEGIN IMMEDIATE") {
+        match run_cached(&store.conn, "BEGIN IMMEDIATE") {
             Ok(()) => self.started = Some(Instant::now()),
             // Writes then go in autocommit mode, each its own transaction.
             Err(e) => self.fail(format!("a group commit could not begin: {e}")),
@@ -244,7 +244,7 @@ impl Group {
     fn commit(&mut self, store: &mut Store) {
         self.apply(store);
         if self.started.take().is_some() {
-            if let Err(e) = store.conn.execute_batch("COMMIT") {
+            if let Err(e) = run_cached(&store.conn, "COMMIT") {
                 self.fail(format!("a group commit failed: {e}"));
                 let _ = store.conn.execute_batch("ROLLBACK");
             }
