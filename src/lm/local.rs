@@ -323,6 +323,11 @@ impl Worker<'_> {
                 .with_n_batch(N_CTX)
                 .with_n_ubatch(N_CTX)
                 .with_n_seq_max(SEQS as u32)
+                // One KV stream for all sequences: llama.cpp then keeps a
+                // batch in one micro-batch; with a stream per sequence it
+                // splits the batch into equal slices of every sequence, and
+                // a pooled embedding would cover only a sequence's last slice.
+                .with_kv_unified(true)
                 .with_embeddings(true)
                 .with_pooling_type(LlamaPoolingType::Mean)
                 .with_n_threads(self.threads)
