@@ -23,6 +23,7 @@ pub struct KnnFewShot {
     #[schema(minimum = 1, maximum = 64)]
     pub k: usize,
     /// `bm25` (over the input text) or `embedding` (the task model's).
+    #[schema(inline)]
     pub retriever: Retriever,
 }
 

@@ -340,6 +340,57 @@ mod tests {
         );
     }
 
+    /// KNN's settings: k from `--max-labeled-demos`, the retriever from
+    /// `--retriever` (refused elsewhere), both described for the API.
+    #[test]
+    fn knn_takes_k_and_retriever_and_describes_them() {
+        use crate::program::knn::Retriever;
+        let c = OptimizerConfig::with_overrides(
+            "knn",
+            &Overrides {
+                max_labeled_demos: Some(3),
+                retriever: Some(Retriever::Embedding),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            c,
+            OptimizerConfig::Knn(KnnFewShot {
+                k: 3,
+                retriever: Retriever::Embedding
+            })
+        );
+        let err = OptimizerConfig::with_overrides(
+            "bootstrap",
+            &Overrides {
+                retriever: Some(Retriever::Bm25),
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("--retriever"), "{err}");
+        let all = OptimizerConfig::describe_all().unwrap();
+        let knn = all.iter().find(|o| o.name == "knn").unwrap();
+        assert_eq!(
+            knn.defaults,
+            serde_json::json!({"k": 4, "retriever": "bm25"})
+        );
+        // An enum whose variants have doc comments is `oneOf` one-value
+        // enums (as `auto` is); the dashboard reads both forms.
+        let retriever = &knn.parameters["properties"]["retriever"];
+        let values: Vec<&serde_json::Value> = match retriever["enum"].as_array() {
+            Some(v) => v.iter().collect(),
+            None => retriever["oneOf"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|o| o["enum"].as_array().into_iter().flatten())
+                .collect(),
+        };
+        assert_eq!(values, ["bm25", "embedding"], "{retriever}");
+    }
+
     /// The stored form is tagged by kind and reads back equal.
     #[test]
     fn configs_round_trip_through_json_with_their_kind() {

@@ -510,6 +510,60 @@ mod tests {
         assert_eq!(cosine(&[0.0, 0.0], &[1.0, 0.0]), 0.0);
     }
 
+    /// Run through a program, the nearest pool example becomes a demo in the
+    /// prompt (after the fixed demos), the others stay out, and the bundled
+    /// program's spec hash is unchanged by the new (unset) field.
+    #[tokio::test]
+    async fn a_program_run_shows_the_chosen_demos() {
+        use crate::lm::client::{CallContext, LmClient};
+        use crate::lm::scripted::ScriptedModel;
+        use std::sync::Arc;
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("config/programs/skill_understanding.yaml");
+        let mut spec = crate::program::ProgramSpec::load(&path).unwrap();
+        let plain = spec.content_hash();
+        let model = Arc::new(ScriptedModel::fixed(" not an answer"));
+        let lm = LmClient::new("task", model.clone(), Default::default());
+        let mut pool = pool();
+        for p in &mut pool {
+            let name = p.fields["name"].clone();
+            p.fields
+                .insert("taxonomy_path".into(), json!(format!("x/{name}")));
+            for (f, v) in [
+                ("skill_style", json!("minimal")),
+                ("subdirectories", json!([])),
+                ("keywords", json!(["a", "b", "c"])),
+                ("description", json!("Use when testing.")),
+            ] {
+                p.fields.insert(f.into(), v);
+            }
+        }
+        spec.demo_selection = Some(DemoSelection {
+            knn: KnnSelection {
+                k: 1,
+                retriever: Retriever::Bm25,
+                fields: Vec::new(),
+                pool,
+            },
+        });
+        assert_ne!(spec.content_hash(), plain);
+        let _ = crate::program::run_program(
+            &spec,
+            &Map::new(),
+            &lm,
+            &input(
+                "Create a SQL Query Plans skill: reading PostgreSQL EXPLAIN output for SQL queries",
+            ),
+            &CallContext::default(),
+        )
+        .await;
+        let prompt = crate::lm::scripted::prompt_text(&model.requests()[0]);
+        assert!(prompt.contains("Create a SQL Indexes skill"), "{prompt}");
+        assert!(!prompt.contains("Docker"), "{prompt}");
+        spec.demo_selection = None;
+        assert_eq!(spec.content_hash(), plain);
+    }
+
     /// The spec form reads and writes as `{knn: {k, retriever, pool}}`.
     #[test]
     fn the_selection_round_trips_through_yaml() {
