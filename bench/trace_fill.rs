@@ -97,6 +97,7 @@ fn main() {
             version_id: None,
             inputs_json: None,
             assignment_id: None,
+            selected_demos: None,
             predictor: Some("understand".into()),
             role: Some("task".into()),
             provider: "local".into(),

@@ -337,6 +337,7 @@ fn ours(a: &Args, path: &Path) -> Value {
                 version_id: None,
                 inputs_json: None,
                 assignment_id: None,
+                selected_demos: None,
                 request_json: request_json(written + j),
                 response_text: Some(RESPONSE.into()),
             })

@@ -17,6 +17,7 @@ const SETTABLE = {
   num_trials: 'num_trials',
   max_metric_calls: 'max_metric_calls',
   auto: 'auto',
+  retriever: 'retriever',
 };
 
 /** A nested settings object is described as `oneOf` its one schema. */

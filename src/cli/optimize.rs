@@ -8,6 +8,7 @@ use crate::jobs::optimize::{chain_steps, run_chain, OptimizeReport};
 use crate::jobs::{run_optimization, OptimizeParams, RunHooks};
 use crate::lm::budget::BudgetLimits;
 use crate::optimize::{Auto, Overrides};
+use crate::program::knn::Retriever;
 use crate::progress::Event;
 use crate::store::Status;
 use anyhow::{anyhow, bail, Result};
@@ -24,7 +25,7 @@ pub struct OptimizeArgs {
     /// Stored trainset or a trainset file (imported on first use).
     #[arg(long, default_value = "config/training/trainset.json")]
     pub trainset: String,
-    /// labeled | bootstrap | random-search | miprov2 | gepa, or a chain of
+    /// labeled | bootstrap | random-search | knn | miprov2 | gepa, or a chain of
     /// them joined by `+` (bootstrap+gepa: each step starts from the
     /// version the previous one registered)
     #[arg(long, default_value = "bootstrap")]
@@ -60,6 +61,10 @@ pub struct OptimizeArgs {
     /// GEPA metric-call budget (default: from --auto).
     #[arg(long)]
     pub max_metric_calls: Option<usize>,
+    /// KNN's retriever: bm25 (default) or embedding (the task model's
+    /// embeddings). KNN's k is --max-labeled-demos (default 4).
+    #[arg(long)]
+    pub retriever: Option<String>,
     #[arg(long)]
     pub max_calls: Option<u64>,
     #[arg(long)]
@@ -115,6 +120,14 @@ pub async fn optimize(app: &App, a: OptimizeArgs) -> Result<ExitCode> {
         num_candidates: a.num_candidates,
         num_trials: a.num_trials,
         max_metric_calls: a.max_metric_calls,
+        retriever: a
+            .retriever
+            .as_deref()
+            .map(|s| {
+                Retriever::parse(s)
+                    .ok_or_else(|| anyhow!("--retriever `{s}`: expected bm25 or embedding"))
+            })
+            .transpose()?,
     };
     params.auto_select = a.auto_select;
     let req = &mut params.request;

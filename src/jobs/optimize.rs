@@ -172,6 +172,8 @@ impl<'de> Deserialize<'de> for OptimizeRequest {
                         g.auto = s.auto.unwrap_or(g.auto);
                         g.max_metric_calls = s.max_metric_calls;
                     }
+                    // Newer than the flat form: never stored in it.
+                    OptimizerConfig::Knn(_) => {}
                 }
                 c
             }
@@ -503,6 +505,10 @@ fn single_overrides(o: &Overrides) -> Vec<(&'static str, Overrides)> {
             },
         ));
     }
+    if o.retriever.is_some() {
+        let retriever = o.retriever;
+        v.push(("--retriever", Overrides { retriever, ..d() }));
+    }
     v
 }
 
@@ -515,6 +521,7 @@ fn merge_overrides(into: &mut Overrides, from: &Overrides) {
     into.num_candidates = from.num_candidates.or(into.num_candidates);
     into.num_trials = from.num_trials.or(into.num_trials);
     into.max_metric_calls = from.max_metric_calls.or(into.max_metric_calls);
+    into.retriever = from.retriever.or(into.retriever);
 }
 
 /// Runs (or, with `resume`, continues) an optimization.

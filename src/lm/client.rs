@@ -28,6 +28,9 @@ pub struct CallContext {
     pub inputs_json: Option<String>,
     /// The A/B assignment that routed the request, for `traces.assignment_id`.
     pub assignment_id: Option<i64>,
+    /// The demos picked for this input by the version's demo selection
+    /// (JSON array, nearest first), for `traces.selected_demos`.
+    pub selected_demos: Option<String>,
 }
 
 /// A finished call.
@@ -167,6 +170,7 @@ impl LmClient {
             version_id: ctx.version_id,
             inputs_json: ctx.inputs_json.clone(),
             assignment_id: ctx.assignment_id,
+            selected_demos: ctx.selected_demos.clone(),
             role: Some(self.role.clone()),
             provider: self.model.provider().to_string(),
             model: self.model.model().to_string(),
@@ -226,43 +230,77 @@ impl LmClient {
             .acquire()
             .await
             .map_err(|_| LmError::Provider("client shut down".into()))?;
-        let timeout = Duration::from_secs(self.retry.timeout_secs.max(1));
-        let mut attempts = 0;
-        let err = loop {
-            attempts += 1;
-            let result = match tokio::time::timeout(timeout, self.model.generate(req)).await {
-                Ok(r) => r,
-                Err(_) => Err(LmError::Timeout(timeout)),
-            };
-            match result {
-                Ok(response) => {
-                    self.budget.record(
-                        (response.prompt_tokens + response.completion_tokens) as u64,
-                        self.cost(&response),
-                    );
-                    if let (Some(cache), Some(key)) = (&self.cache, &key) {
-                        cache.put(key, self.model.provider(), self.model.model(), &response);
-                    }
-                    let out = LmOutput {
-                        response,
-                        cache_hit: false,
-                        attempts,
-                        latency: start.elapsed(),
-                    };
-                    self.trace(ctx, req, Ok(&out));
-                    return Ok(out);
+        let (result, attempts) = self.with_retries(|| self.model.generate(req)).await;
+        let err = match result {
+            Ok(response) => {
+                self.budget.record(
+                    (response.prompt_tokens + response.completion_tokens) as u64,
+                    self.cost(&response),
+                );
+                if let (Some(cache), Some(key)) = (&self.cache, &key) {
+                    cache.put(key, self.model.provider(), self.model.model(), &response);
                 }
-                Err(e) if e.is_retryable() && attempts <= self.retry.max_retries => {
-                    tokio::time::sleep(backoff_delay(&self.retry, attempts, e.retry_after())).await;
-                }
-                Err(e) => break e,
+                let out = LmOutput {
+                    response,
+                    cache_hit: false,
+                    attempts,
+                    latency: start.elapsed(),
+                };
+                self.trace(ctx, req, Ok(&out));
+                return Ok(out);
             }
+            Err(e) => e,
         };
         self.trace(ctx, req, Err((&err, attempts, start.elapsed())));
         match &self.fallback {
             Some(fb) if err.is_retryable() => Box::pin(fb.call(req, ctx)).await,
             _ => Err(err),
         }
+    }
+}
+
+impl LmClient {
+    /// Embeds `texts` with this role's model (see [`LanguageModel::embed`]),
+    /// within its concurrency limit and timeout, retrying what is worth
+    /// retrying. Not cached or traced: retrieval caches the pool's vectors
+    /// itself, and an embedding is not an answer anyone reads back.
+    pub async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, LmError> {
+        let _permit = self
+            .limiter
+            .acquire()
+            .await
+            .map_err(|_| LmError::Provider("client shut down".into()))?;
+        self.with_retries(|| self.model.embed(texts)).await.0
+    }
+
+    /// Runs `op` with the role's timeout, again after a backoff while it
+    /// fails in a way worth retrying and retries remain. Returns the last
+    /// outcome and the attempts made.
+    async fn with_retries<T, F>(&self, mut op: impl FnMut() -> F) -> (Result<T, LmError>, u32)
+    where
+        F: std::future::Future<Output = Result<T, LmError>>,
+    {
+        let timeout = Duration::from_secs(self.retry.timeout_secs.max(1));
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let result = match tokio::time::timeout(timeout, op()).await {
+                Ok(r) => r,
+                Err(_) => Err(LmError::Timeout(timeout)),
+            };
+            match result {
+                Err(e) if e.is_retryable() && attempts <= self.retry.max_retries => {
+                    tokio::time::sleep(backoff_delay(&self.retry, attempts, e.retry_after())).await;
+                }
+                other => return (other, attempts),
+            }
+        }
+    }
+
+    /// What distinguishes this role's embeddings from another model's: the
+    /// provider and its cache scope (model, server, mode).
+    pub fn embedding_scope(&self) -> String {
+        format!("{}|{}", self.model.provider(), self.model.cache_scope())
     }
 }
 

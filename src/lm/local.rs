@@ -11,10 +11,14 @@
 //! A request with a grammar (constrained decoding) gets llama.cpp's grammar
 //! sampler; see [`constrained_pick`] for how it stays cheap on a 262k-token
 //! vocabulary.
+//!
+//! Embeddings (for KNN demo selection) come from a second context of the
+//! same model, made on first use with embeddings on and mean pooling: the
+//! generation context keeps its prefix cache.
 
 use super::{LanguageModel, LmError, LmRequest, LmResponse, Prompt};
 use crate::config::LocalConfig;
-use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::context::params::{LlamaContextParams, LlamaPoolingType};
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
@@ -41,8 +45,20 @@ struct Job {
     reply: tokio::sync::oneshot::Sender<Result<LmResponse, LmError>>,
 }
 
+/// Texts to embed, answered with one vector each.
+struct EmbedJob {
+    texts: Vec<String>,
+    reply: tokio::sync::oneshot::Sender<Result<Vec<Vec<f32>>, LmError>>,
+}
+
+/// What the engine thread is asked to do.
+enum Task {
+    Generate(Job),
+    Embed(EmbedJob),
+}
+
 struct Engine {
-    tx: Mutex<mpsc::Sender<Job>>,
+    tx: Mutex<mpsc::Sender<Task>>,
 }
 
 static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
@@ -134,7 +150,22 @@ impl LanguageModel for LocalModel {
             .tx
             .lock()
             .map_err(|_| LmError::Provider("local engine poisoned".into()))?
-            .send(job)
+            .send(Task::Generate(job))
+            .map_err(|_| LmError::Provider("local engine stopped".into()))?;
+        rx.await
+            .map_err(|_| LmError::Provider("local engine dropped the request".into()))?
+    }
+
+    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, LmError> {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        self.engine
+            .tx
+            .lock()
+            .map_err(|_| LmError::Provider("local engine poisoned".into()))?
+            .send(Task::Embed(EmbedJob {
+                texts: texts.to_vec(),
+                reply,
+            }))
             .map_err(|_| LmError::Provider("local engine stopped".into()))?;
         rx.await
             .map_err(|_| LmError::Provider("local engine dropped the request".into()))?
@@ -143,7 +174,7 @@ impl LanguageModel for LocalModel {
 
 fn start_engine(path: &Path, cfg: LocalConfig) -> Result<Engine, LmError> {
     let backend = backend()?;
-    let (tx, rx) = mpsc::channel::<Job>();
+    let (tx, rx) = mpsc::channel::<Task>();
     let (ready_tx, ready_rx) = mpsc::channel::<Result<(), LmError>>();
     let path = path.to_path_buf();
     std::thread::Builder::new()
@@ -187,9 +218,12 @@ fn start_engine(path: &Path, cfg: LocalConfig) -> Result<Engine, LmError> {
             let _ = ready_tx.send(Ok(()));
             let mut worker = Worker {
                 model: &model,
+                backend,
                 ctx,
+                embed_ctx: None,
                 cached: Vec::new(),
                 cfg,
+                threads,
             };
             worker.serve(rx);
         })
@@ -221,7 +255,11 @@ struct Seq {
 
 struct Worker<'m> {
     model: &'m LlamaModel,
+    backend: &'static LlamaBackend,
     ctx: LlamaContext<'m>,
+    /// The embedding context, made on the first embedding request.
+    embed_ctx: Option<LlamaContext<'m>>,
+    threads: i32,
     /// Tokens whose KV entries sequence 0 holds (the shared prefix).
     cached: Vec<LlamaToken>,
     cfg: LocalConfig,
@@ -232,10 +270,19 @@ fn common_prefix(a: &[LlamaToken], b: &[LlamaToken]) -> usize {
 }
 
 impl Worker<'_> {
-    fn serve(&mut self, rx: mpsc::Receiver<Job>) {
+    fn serve(&mut self, rx: mpsc::Receiver<Task>) {
         let max = self.cfg.max_sequences.max(1);
-        while let Ok(first) = rx.recv() {
+        while let Ok(task) = rx.recv() {
+            let first = match task {
+                Task::Generate(job) => job,
+                Task::Embed(e) => {
+                    let _ = e.reply.send(self.embed(&e.texts));
+                    continue;
+                }
+            };
             let mut jobs = vec![first];
+            // Embedding requests arriving while a batch gathers wait for it.
+            let mut embeds: Vec<EmbedJob> = Vec::new();
             // Give concurrent callers a moment to join the batch.
             for wait in [0u64, 2, 4] {
                 if wait > 0 {
@@ -248,7 +295,8 @@ impl Worker<'_> {
                     < max
                 {
                     match rx.try_recv() {
-                        Ok(j) => jobs.push(j),
+                        Ok(Task::Generate(j)) => jobs.push(j),
+                        Ok(Task::Embed(e)) => embeds.push(e),
                         Err(_) => break,
                     }
                 }
@@ -257,7 +305,82 @@ impl Worker<'_> {
             for (job, result) in jobs.into_iter().zip(results) {
                 let _ = job.reply.send(result);
             }
+            for e in embeds {
+                let _ = e.reply.send(self.embed(&e.texts));
+            }
         }
+    }
+
+    /// One mean-pooled embedding per text, several texts per decode (one
+    /// sequence each). A text longer than the embedding context keeps its
+    /// first tokens.
+    fn embed(&mut self, texts: &[String]) -> Result<Vec<Vec<f32>>, LmError> {
+        const SEQS: usize = 8;
+        const N_CTX: u32 = 2048;
+        if self.embed_ctx.is_none() {
+            let params = LlamaContextParams::default()
+                .with_n_ctx(NonZeroU32::new(N_CTX))
+                .with_n_batch(N_CTX)
+                .with_n_ubatch(N_CTX)
+                .with_n_seq_max(SEQS as u32)
+                // One KV stream for all sequences: llama.cpp then keeps a
+                // batch in one micro-batch; with a stream per sequence it
+                // splits the batch into equal slices of every sequence, and
+                // a pooled embedding would cover only a sequence's last slice.
+                .with_kv_unified(true)
+                .with_embeddings(true)
+                .with_pooling_type(LlamaPoolingType::Mean)
+                .with_n_threads(self.threads)
+                .with_n_threads_batch(self.threads);
+            let ctx = self
+                .model
+                .new_context(self.backend, params)
+                .map_err(|e| LmError::Provider(format!("llama.cpp embedding context: {e}")))?;
+            self.embed_ctx = Some(ctx);
+        }
+        let Some(ctx) = self.embed_ctx.as_mut() else {
+            return Err(LmError::Provider("no embedding context".into()));
+        };
+        let vocab = self.model.vocab();
+        let per_text = N_CTX as usize / SEQS;
+        let tokens: Vec<Vec<LlamaToken>> = texts
+            .iter()
+            .map(|t| {
+                let mut toks = vocab.tokenize(t.as_bytes(), true, false);
+                toks.truncate(per_text);
+                toks
+            })
+            .collect();
+        let mut out = Vec::with_capacity(texts.len());
+        for group in tokens.chunks(SEQS) {
+            ctx.clear_kv_cache();
+            let mut batch = LlamaBatch::new(N_CTX as usize, SEQS as i32);
+            for (s, toks) in group.iter().enumerate() {
+                // Every token is an output: mean pooling averages them all.
+                for (pos, t) in toks.iter().enumerate() {
+                    batch
+                        .add(*t, pos as i32, &[s as i32], true)
+                        .map_err(|e| LmError::Provider(e.to_string()))?;
+                }
+            }
+            if batch.n_tokens() > 0 {
+                ctx.decode(&mut batch)
+                    .map_err(|e| LmError::Provider(format!("llama.cpp embedding decode: {e}")))?;
+            }
+            for (s, toks) in group.iter().enumerate() {
+                if toks.is_empty() {
+                    // Nothing to pool (an empty text): similar to nothing.
+                    out.push(vec![0.0; self.model.n_embd().max(0) as usize]);
+                    continue;
+                }
+                let v = ctx.embeddings_seq_ith(s as i32).map_err(|e| {
+                    LmError::Provider(format!("llama.cpp embeddings of sequence {s}: {e}"))
+                })?;
+                out.push(v.to_vec());
+            }
+        }
+        ctx.clear_kv_cache();
+        Ok(out)
     }
 
     fn run_batch(&mut self, jobs: &[Job]) -> Vec<Result<LmResponse, LmError>> {

@@ -179,4 +179,15 @@ pub trait LanguageModel: Send + Sync {
     }
     /// Performs one request.
     async fn generate(&self, request: &LmRequest) -> Result<LmResponse, LmError>;
+    /// One vector per text (the model's hidden states pooled over the
+    /// text's tokens), for retrieval: KNN demo selection compares an input
+    /// with the pool's examples by the cosine of these. A provider that
+    /// cannot embed says so rather than guessing.
+    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, LmError> {
+        let _ = texts;
+        Err(LmError::Config(format!(
+            "provider `{}` cannot embed texts; use the bm25 retriever",
+            self.provider()
+        )))
+    }
 }

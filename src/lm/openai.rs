@@ -138,6 +138,44 @@ pub(crate) async fn http_error(resp: reqwest::Response) -> LmError {
     }
 }
 
+/// The vectors of an embeddings response, in input order.
+fn parse_embeddings(text: &str, n: usize) -> Result<Vec<Vec<f32>>, LmError> {
+    let bad = |what: &str| {
+        LmError::Malformed(format!(
+            "embeddings: {what} in {}",
+            text.chars().take(200).collect::<String>()
+        ))
+    };
+    let v: Value = serde_json::from_str(text).map_err(|e| bad(&e.to_string()))?;
+    let data = v
+        .get("data")
+        .and_then(Value::as_array)
+        .ok_or_else(|| bad("no `data` array"))?;
+    let mut out: Vec<Option<Vec<f32>>> = vec![None; n];
+    for (pos, d) in data.iter().enumerate() {
+        let i = d
+            .get("index")
+            .and_then(Value::as_u64)
+            .map(|i| i as usize)
+            .unwrap_or(pos);
+        let vector = d
+            .get("embedding")
+            .and_then(Value::as_array)
+            .ok_or_else(|| bad("an item has no `embedding` array"))?
+            .iter()
+            .map(|x| x.as_f64().map(|x| x as f32))
+            .collect::<Option<Vec<f32>>>()
+            .ok_or_else(|| bad("a non-number in an embedding"))?;
+        match out.get_mut(i) {
+            Some(slot) => *slot = Some(vector),
+            None => return Err(bad(&format!("index {i} for {n} inputs"))),
+        }
+    }
+    out.into_iter()
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| bad(&format!("{} vectors for {n} inputs", data.len())))
+}
+
 fn usage(v: &Value, key: &str) -> u32 {
     v.get("usage")
         .and_then(|u| u.get(key))
@@ -227,5 +265,45 @@ impl LanguageModel for OpenAiModel {
             prompt_tokens: usage(&v, "prompt_tokens"),
             completion_tokens: usage(&v, "completion_tokens"),
         })
+    }
+
+    /// `POST {base}/embeddings` (OpenAI, llama-server with `--embeddings`,
+    /// Ollama, vLLM), vectors put back in input order by their `index`.
+    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, LmError> {
+        let mut http = self
+            .http
+            .post(format!("{}/embeddings", self.base_url))
+            .json(&json!({"model": self.model, "input": texts}));
+        if let Some(key) = &self.api_key {
+            http = http.bearer_auth(key);
+        }
+        let resp = http.send().await.map_err(transport_error)?;
+        if !resp.status().is_success() {
+            return Err(http_error(resp).await);
+        }
+        let text = resp.text().await.map_err(transport_error)?;
+        parse_embeddings(&text, texts.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Vectors come back in input order whatever order the server lists
+    /// them in; a missing one is an error, not a shorter list.
+    #[test]
+    fn embeddings_are_read_in_input_order() {
+        let body =
+            r#"{"data":[{"index":1,"embedding":[0.0,1.0]},{"index":0,"embedding":[1.0,0.5]}]}"#;
+        assert_eq!(
+            parse_embeddings(body, 2).unwrap(),
+            vec![vec![1.0, 0.5], vec![0.0, 1.0]]
+        );
+        assert!(matches!(
+            parse_embeddings(r#"{"data":[{"index":0,"embedding":[1.0]}]}"#, 2),
+            Err(LmError::Malformed(_))
+        ));
+        assert!(parse_embeddings(r#"{"error":"no"}"#, 1).is_err());
     }
 }

@@ -134,6 +134,35 @@ impl LanguageModel for ScriptedModel {
             completion_tokens: self.usage.1,
         })
     }
+
+    /// A bag of lowercase words hashed into [`SCRIPTED_EMBEDDING_DIMS`]
+    /// dimensions: texts sharing words are near, so retrieval through a
+    /// scripted model picks meaningful neighbours without a real model.
+    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, LmError> {
+        Ok(texts.iter().map(|t| bag_of_words(t)).collect())
+    }
+}
+
+/// Dimensions of a scripted model's embeddings.
+pub const SCRIPTED_EMBEDDING_DIMS: usize = 64;
+
+/// The scripted model's embedding of `text`.
+pub fn bag_of_words(text: &str) -> Vec<f32> {
+    let mut v = vec![0.0f32; SCRIPTED_EMBEDDING_DIMS];
+    for w in text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
+        // FNV-1a: stable across runs and platforms, unlike std's hasher.
+        let h = w
+            .to_lowercase()
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+            });
+        v[(h % SCRIPTED_EMBEDDING_DIMS as u64) as usize] += 1.0;
+    }
+    v
 }
 
 #[cfg(test)]

@@ -13,7 +13,6 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use serde_json::Map;
 use std::collections::BTreeMap;
 
 /// Demo-count settings (DSPy defaults: 4 bootstrapped, 16 labeled, 1 round,
@@ -92,19 +91,8 @@ impl Default for RandomSearch {
 /// A labeled demo for a predictor: the example's inputs and gold labels
 /// restricted to the predictor's fields.
 pub fn labeled_demo(spec: &ProgramSpec, predictor: &str, ex: &EvalExample) -> Option<Demo> {
-    let p = spec.predictor(predictor)?;
-    let mut d = Map::new();
-    for f in p.signature.inputs.iter().chain(&p.signature.outputs) {
-        if let Some(v) = ex.inputs.get(&f.name).or_else(|| ex.labels.get(&f.name)) {
-            d.insert(f.name.clone(), v.clone());
-        }
-    }
-    // A demo needs every output of the predictor.
-    p.signature
-        .outputs
-        .iter()
-        .all(|f| d.contains_key(&f.name))
-        .then_some(d)
+    spec.predictor(predictor)?
+        .demo_from(|name| ex.inputs.get(name).or_else(|| ex.labels.get(name)))
 }
 
 /// `k` labeled demos sampled (seeded) from `pool` for every predictor.
@@ -297,7 +285,12 @@ pub async fn bootstrap(
 }
 
 /// Adds `spec` as a candidate and scores it on the full validation set.
-async fn validate(session: &Session, spec: &ProgramSpec, origin: &str, trial: i64) -> Result<()> {
+pub(super) async fn validate(
+    session: &Session,
+    spec: &ProgramSpec,
+    origin: &str,
+    trial: i64,
+) -> Result<()> {
     let id = session.add_candidate(spec, origin, &[], Some(trial))?;
     session.plan(session.val().len());
     session

@@ -1,6 +1,6 @@
 //! Optimizers that improve a program's held-out score, behind one
 //! [`Optimizer`] trait: LabeledFewShot, BootstrapFewShot, random search,
-//! MIPROv2 and GEPA. Each is a struct owning its settings (with DSPy's
+//! KNN few-shot, MIPROv2 and GEPA. Each is a struct owning its settings (with DSPy's
 //! defaults); [`OptimizerConfig`] is the tagged, serde-able choice of one,
 //! stored with a run so that it can resume. All of them work through a
 //! [`Session`], which stores every candidate and score as it happens.
@@ -10,6 +10,7 @@
 
 pub mod fewshot;
 pub mod gepa;
+pub mod knn;
 pub mod mipro;
 pub mod pareto;
 pub mod proposers;
@@ -18,6 +19,7 @@ pub mod tpe;
 
 pub use fewshot::{BootstrapFewShot, FewShotSettings, LabeledFewShot, RandomSearch};
 pub use gepa::Gepa;
+pub use knn::KnnFewShot;
 pub use mipro::{Auto, Miprov2};
 pub use session::{Best, Outcome, Session, SessionBuilder, StopReason};
 
@@ -46,6 +48,7 @@ pub enum OptimizerConfig {
     RandomSearch(RandomSearch),
     Miprov2(Miprov2),
     Gepa(Gepa),
+    Knn(KnnFewShot),
 }
 
 /// One optimizer described for API clients (`GET /api/v1/optimization/optimizers`).
@@ -74,11 +77,13 @@ pub struct Overrides {
     pub num_candidates: Option<usize>,
     pub num_trials: Option<usize>,
     pub max_metric_calls: Option<usize>,
+    /// KNN's retriever (`bm25` or `embedding`).
+    pub retriever: Option<crate::program::knn::Retriever>,
 }
 
 impl OptimizerConfig {
     /// Every optimizer name with a one-line description.
-    pub const ALL: [(&'static str, &'static str); 5] = [
+    pub const ALL: [(&'static str, &'static str); 6] = [
         (
             "labeled",
             "k labeled demos sampled from train; no LM calls to optimize",
@@ -90,6 +95,10 @@ impl OptimizerConfig {
         (
             "random-search",
             "zero-shot, labeled and seeded bootstrapped demo sets; best on val wins",
+        ),
+        (
+            "knn",
+            "per input, the k nearest train examples as demos (DSPy KNNFewShot); bm25 or embeddings",
         ),
         (
             "miprov2",
@@ -109,9 +118,10 @@ impl OptimizerConfig {
             "random-search" | "random_search" => Self::RandomSearch(RandomSearch::default()),
             "miprov2" | "mipro" => Self::Miprov2(Miprov2::default()),
             "gepa" => Self::Gepa(Gepa::default()),
+            "knn" | "knn-fewshot" => Self::Knn(KnnFewShot::default()),
             other => {
                 return Err(Error::Invalid(format!(
-                "optimizer `{other}`; expected labeled, bootstrap, random-search, miprov2 or gepa"
+                "optimizer `{other}`; expected labeled, bootstrap, random-search, knn, miprov2 or gepa"
             )))
             }
         })
@@ -140,6 +150,7 @@ impl OptimizerConfig {
                     Self::RandomSearch(_) => RandomSearch::schema(),
                     Self::Miprov2(_) => Miprov2::schema(),
                     Self::Gepa(_) => Gepa::schema(),
+                    Self::Knn(_) => KnnFewShot::schema(),
                 };
                 let mut defaults = serde_json::to_value(&config)?;
                 if let Some(map) = defaults.as_object_mut() {
@@ -163,6 +174,7 @@ impl OptimizerConfig {
             Self::RandomSearch(o) => o,
             Self::Miprov2(o) => o,
             Self::Gepa(o) => o,
+            Self::Knn(o) => o,
         }
     }
 
@@ -212,6 +224,20 @@ impl OptimizerConfig {
                 }
                 None
             }
+            Self::Knn(k) => {
+                if let Some(n) = o.max_labeled_demos {
+                    if n == 0 {
+                        return Err(Error::Invalid(
+                            "--max-labeled-demos 0: KNN needs at least one demo per input".into(),
+                        ));
+                    }
+                    k.k = n;
+                }
+                if let Some(r) = o.retriever {
+                    k.retriever = r;
+                }
+                None
+            }
         };
         match fewshot {
             Some(f) => {
@@ -238,10 +264,11 @@ impl OptimizerConfig {
                 if o.metric_threshold.is_some() {
                     refuse("--metric-threshold", fewshot_optimizers)?;
                 }
-                if o.max_labeled_demos.is_some() && !matches!(self, Self::Labeled(_)) {
+                if o.max_labeled_demos.is_some() && !matches!(self, Self::Labeled(_) | Self::Knn(_))
+                {
                     refuse(
                         "--max-labeled-demos",
-                        "labeled, bootstrap, random-search and miprov2",
+                        "labeled, bootstrap, random-search, knn and miprov2",
                     )?;
                 }
             }
@@ -254,6 +281,9 @@ impl OptimizerConfig {
         }
         if o.max_metric_calls.is_some() && !matches!(self, Self::Gepa(_)) {
             refuse("--max-metric-calls", "gepa")?;
+        }
+        if o.retriever.is_some() && !matches!(self, Self::Knn(_)) {
+            refuse("--retriever", "knn")?;
         }
         if o.auto.is_some() && !matches!(self, Self::Miprov2(_) | Self::Gepa(_)) {
             refuse("--auto", "miprov2 and gepa")?;
@@ -308,6 +338,57 @@ mod tests {
             err.to_string(),
             "--num-trials does not apply to the `bootstrap` optimizer; it applies to miprov2"
         );
+    }
+
+    /// KNN's settings: k from `--max-labeled-demos`, the retriever from
+    /// `--retriever` (refused elsewhere), both described for the API.
+    #[test]
+    fn knn_takes_k_and_retriever_and_describes_them() {
+        use crate::program::knn::Retriever;
+        let c = OptimizerConfig::with_overrides(
+            "knn",
+            &Overrides {
+                max_labeled_demos: Some(3),
+                retriever: Some(Retriever::Embedding),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            c,
+            OptimizerConfig::Knn(KnnFewShot {
+                k: 3,
+                retriever: Retriever::Embedding
+            })
+        );
+        let err = OptimizerConfig::with_overrides(
+            "bootstrap",
+            &Overrides {
+                retriever: Some(Retriever::Bm25),
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("--retriever"), "{err}");
+        let all = OptimizerConfig::describe_all().unwrap();
+        let knn = all.iter().find(|o| o.name == "knn").unwrap();
+        assert_eq!(
+            knn.defaults,
+            serde_json::json!({"k": 4, "retriever": "bm25"})
+        );
+        // An enum whose variants have doc comments is `oneOf` one-value
+        // enums (as `auto` is); the dashboard reads both forms.
+        let retriever = &knn.parameters["properties"]["retriever"];
+        let values: Vec<&serde_json::Value> = match retriever["enum"].as_array() {
+            Some(v) => v.iter().collect(),
+            None => retriever["oneOf"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|o| o["enum"].as_array().into_iter().flatten())
+                .collect(),
+        };
+        assert_eq!(values, ["bm25", "embedding"], "{retriever}");
     }
 
     /// The stored form is tagged by kind and reads back equal.

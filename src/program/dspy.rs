@@ -182,6 +182,7 @@ pub fn import_dspy_json(origin: &str, text: &str) -> Result<ProgramSpec> {
             .to_string(),
         adapter: AdapterKind::Completion,
         constrained: false,
+        demo_selection: None,
         field_map: Default::default(),
         constants: Default::default(),
         metric: None,
@@ -194,6 +195,9 @@ pub fn import_dspy_json(origin: &str, text: &str) -> Result<ProgramSpec> {
         }
         if let Some(v) = m.get("constrained") {
             spec.constrained = serde_json::from_value(v.clone())?;
+        }
+        if let Some(v) = m.get("demo_selection") {
+            spec.demo_selection = serde_json::from_value(v.clone())?;
         }
         if let Some(v) = m.get("field_map") {
             spec.field_map = serde_json::from_value(v.clone())?;
@@ -441,6 +445,17 @@ pub fn export_dspy_json(spec: &ProgramSpec) -> Value {
             "metric": spec.metric, "validation_retries": spec.validation_retries, "fallbacks": fallbacks,
         },
     }));
+    // DSPy has no per-input demo selection in a saved program (its
+    // KNNFewShot re-retrieves at call time): the selection, with its pool,
+    // travels in our block only, so a round trip keeps the version.
+    if let (Some(sel), Some(extras)) = (
+        &spec.demo_selection,
+        root.get_mut("x-skill-fleet")
+            .and_then(|x| x.get_mut("spec_extras"))
+            .and_then(Value::as_object_mut),
+    ) {
+        extras.insert("demo_selection".into(), json!(sel));
+    }
     Value::Object(root)
 }
 

@@ -2,7 +2,8 @@
 //! retries and fallbacks (the original's ValidatedModule and phase fallbacks).
 
 use super::adapter::{self, ParseError};
-use super::spec::ProgramSpec;
+use super::knn::{Chosen, DemoSelection, RetrieveError};
+use super::spec::{PredictorSpec, ProgramSpec};
 use crate::lm::client::{CallContext, LmClient};
 use crate::lm::{LmError, LmRequest, Prompt};
 use serde_json::{Map, Value};
@@ -45,6 +46,8 @@ pub enum RunError {
         error: ParseError,
         raw_answer: String,
     },
+    #[error("{0}")]
+    Demos(RetrieveError),
 }
 
 /// Sampling overrides for one run (ensembles re-sample the same program).
@@ -90,6 +93,12 @@ pub async fn run_program_with(
             .collect();
         ctx.inputs_json = serde_json::to_string(&program_inputs).ok();
     }
+    // Per-input demos (KNN): chosen once for the whole program from its
+    // inputs, traced with every call they shape.
+    let chosen = choose_demos(spec, lm, inputs, ctx.example_id).await?;
+    if !chosen.is_empty() {
+        ctx.selected_demos = serde_json::to_string(&chosen).ok();
+    }
     let ctx = &ctx;
     let mut values = inputs.clone();
     let mut prediction = Prediction {
@@ -99,6 +108,13 @@ pub async fn run_program_with(
         cache_hits: 0,
     };
     for p in &spec.predictors {
+        let with_chosen;
+        let p = if chosen.is_empty() {
+            p
+        } else {
+            with_chosen = with_chosen_demos(spec, p, &chosen);
+            &with_chosen
+        };
         let p_inputs: Map<String, Value> = p
             .signature
             .inputs
@@ -202,6 +218,41 @@ pub async fn run_program_with(
         });
     }
     Ok(prediction)
+}
+
+/// The pool examples `spec`'s demo selection picks for `inputs` (none
+/// without a selection). `example_id`, the stored example being run, is
+/// never picked.
+async fn choose_demos(
+    spec: &ProgramSpec,
+    lm: &LmClient,
+    inputs: &Map<String, Value>,
+    example_id: Option<i64>,
+) -> Result<Vec<Chosen>, RunError> {
+    let Some(DemoSelection { knn }) = &spec.demo_selection else {
+        return Ok(Vec::new());
+    };
+    let program_inputs = spec.input_fields();
+    knn.select(knn.compared_fields(&program_inputs), inputs, lm, example_id)
+        .await
+        .map_err(RunError::Demos)
+}
+
+/// `p` with the chosen pool examples as demos after its fixed ones: fixed
+/// demos first keep the longest prompt prefix shared across inputs (the
+/// local engine evaluates a shared prefix once).
+fn with_chosen_demos(spec: &ProgramSpec, p: &PredictorSpec, chosen: &[Chosen]) -> PredictorSpec {
+    let Some(DemoSelection { knn }) = &spec.demo_selection else {
+        return p.clone();
+    };
+    let mut out = p.clone();
+    out.demos.extend(
+        chosen
+            .iter()
+            .filter_map(|c| knn.pool.get(c.pool))
+            .filter_map(|ex| p.demo_from(|name| ex.fields.get(name))),
+    );
+    out
 }
 
 /// The full text of a rendered prompt (for `--show-prompt` and snapshots).

@@ -50,6 +50,25 @@ pub struct PredictorSpec {
     pub fallback: Option<Map<String, Value>>,
 }
 
+impl PredictorSpec {
+    /// A labeled demo for this predictor: the values `lookup` has for its
+    /// input and output fields; `None` unless it has every output (a demo
+    /// without its answer teaches nothing).
+    pub fn demo_from<'v>(&self, lookup: impl Fn(&str) -> Option<&'v Value>) -> Option<Demo> {
+        let mut d = Map::new();
+        for f in self.signature.inputs.iter().chain(&self.signature.outputs) {
+            if let Some(v) = lookup(&f.name) {
+                d.insert(f.name.clone(), v.clone());
+            }
+        }
+        self.signature
+            .outputs
+            .iter()
+            .all(|f| d.contains_key(&f.name))
+            .then_some(d)
+    }
+}
+
 /// A whole program: predictors wired into a pipeline by field names.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -65,6 +84,11 @@ pub struct ProgramSpec {
     /// ignore it. Part of the spec, so of its hash and of the cache key.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub constrained: bool,
+    /// Demos picked per input on top of each predictor's fixed ones (KNN
+    /// over a pool stored here; see `program::knn`). Absent from the JSON
+    /// when unset, so specs without it keep their content hashes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub demo_selection: Option<super::knn::DemoSelection>,
     /// Trainset column -> program field (e.g. `expected_name: name`).
     #[serde(default)]
     pub field_map: BTreeMap<String, String>,
@@ -121,6 +145,15 @@ impl ProgramSpec {
             let constants: Vec<&str> = self.constants.keys().map(String::as_str).collect();
             super::grammar::check_patterns(p, &constants)
                 .map_err(|e| format!("predictor `{}`: {e}", p.name))?;
+        }
+        if let Some(super::knn::DemoSelection { knn }) = &self.demo_selection {
+            let inputs = self.input_fields();
+            if let Some(f) = knn.fields.iter().find(|f| !inputs.contains(f)) {
+                return Err(format!(
+                    "demo_selection: field `{f}` is not a program input (inputs: {})",
+                    inputs.join(", ")
+                ));
+            }
         }
         Ok(())
     }

@@ -123,6 +123,16 @@ impl serde::Serialize for Clean<'_> {
         m.serialize_field("cache_hit", &r.cache_hit)?;
         m.serialize_field("attempts", &r.attempts)?;
         m.serialize_field("error", &self.error)?;
+        // Only a KNN version's calls have picked demos; other traces read
+        // as before.
+        match r
+            .selected_demos
+            .as_deref()
+            .and_then(|j| serde_json::from_str::<serde_json::Value>(j).ok())
+        {
+            Some(v) => m.serialize_field("selected_demos", &v)?,
+            None => m.skip_field("selected_demos")?,
+        }
         if !self.brief {
             m.serialize_field("request_json", &self.request_json)?;
             m.serialize_field("response_text", &self.response_text)?;

@@ -35,6 +35,9 @@ pub struct TraceRow {
     pub inputs_json: Option<String>,
     /// The A/B assignment that routed the call, so outcomes join to it.
     pub assignment_id: Option<i64>,
+    /// The demos a KNN version picked for the call's input: a JSON array of
+    /// `{"pool", "example_id", "score"}`, nearest first.
+    pub selected_demos: Option<String>,
 }
 
 /// Cache statistics for `skill-fleet cache stats`.
@@ -120,6 +123,8 @@ pub struct StoredTrace {
     pub error: Option<String>,
     pub request_json: String,
     pub response_text: Option<String>,
+    /// The demos a KNN version picked for the call (see [`TraceRow`]).
+    pub selected_demos: Option<String>,
 }
 
 /// Which traces to read: a run's, and/or those at or after a time.
@@ -134,14 +139,14 @@ pub struct TraceFilter {
 const TRACE_COLS: &str =
     "id, at, run_id, candidate_id, example_id, version_id, predictor, role, provider, model, \
      prompt_tokens, completion_tokens, cost_usd, latency_ms, cache_hit, attempts, error, \
-     request_json, response_text";
+     request_json, response_text, selected_demos";
 
 /// [`TRACE_COLS`] with the request and response left out (empty), for
 /// listings: those two are most of a trace's bytes.
 const TRACE_BRIEF_COLS: &str =
     "id, at, run_id, candidate_id, example_id, version_id, predictor, role, provider, model, \
      prompt_tokens, completion_tokens, cost_usd, latency_ms, cache_hit, attempts, error, \
-     '' AS request_json, NULL AS response_text";
+     '' AS request_json, NULL AS response_text, selected_demos";
 
 fn trace_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredTrace> {
     Ok(StoredTrace {
@@ -164,6 +169,7 @@ fn trace_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredTrace> {
         error: r.get(16)?,
         request_json: r.get(17)?,
         response_text: r.get(18)?,
+        selected_demos: r.get(19)?,
     })
 }
 
@@ -240,8 +246,8 @@ pub(crate) fn insert_trace_rows(
     const HEAD: &str =
         "INSERT INTO traces (run_id, candidate_id, example_id, predictor, role, provider, model, \
          prompt_tokens, completion_tokens, cost_usd, latency_ms, cache_hit, attempts, error, \
-         request_json, response_text, version_id, inputs_json, assignment_id, at) VALUES ";
-    const COLUMNS: usize = 20;
+         request_json, response_text, version_id, inputs_json, assignment_id, selected_demos, at) VALUES ";
+    const COLUMNS: usize = 21;
     insert_chunked(tx, HEAD, COLUMNS, rows, |r, v| {
         trace_values(r, v);
         v.push(at);
@@ -270,6 +276,7 @@ fn trace_values<'a>(r: &'a TraceRow, out: &mut Vec<&'a dyn ToSql>) {
         &r.version_id,
         &r.inputs_json,
         &r.assignment_id,
+        &r.selected_demos,
     ]);
 }
 
@@ -304,6 +311,7 @@ mod tests {
                 version_id: None,
                 inputs_json: None,
                 assignment_id: None,
+                selected_demos: None,
                 request_json: format!("{{\"i\":{i}}}"),
                 response_text: Some(format!("r{i}")),
             })

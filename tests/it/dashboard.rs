@@ -517,10 +517,7 @@ fn dashboard_pages_match_the_database_of_a_real_optimization_and_move_aliases() 
 
     // Start a job: the form follows the optimizers' schema.
     let start = &steps["start"];
-    assert_eq!(
-        start["optimizers"],
-        json!(["labeled", "bootstrap", "random-search", "miprov2", "gepa"])
-    );
+    assert_eq!(start["optimizers"], json!(OPTIMIZERS));
     assert_eq!(start["labeled_k"]["max"], "256");
     assert_eq!(start["labeled_k"]["value"], "16");
     for field in [

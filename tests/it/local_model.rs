@@ -242,3 +242,32 @@ async fn the_constrained_bundled_program_answers_within_the_taxonomy_without_par
         );
     }
 }
+
+/// Issue 15: the local model embeds (mean-pooled hidden states of a second
+/// context), and texts on one topic are nearer each other than to an
+/// unrelated one, as KNN demo selection needs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embeddings_put_similar_texts_nearer_than_unrelated_ones() {
+    use skill_fleet::program::knn::cosine;
+    let m = model();
+    let texts: Vec<String> = [
+        "Create a Tokio Task Cancellation skill: cancelling async tasks in Rust with tokio",
+        "Create a Rust Async Runtime skill: spawning and aborting tokio tasks in async Rust",
+        "Create a Sourdough Baking skill: feeding a starter and shaping loaves of bread",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let v = m.embed(&texts).await.unwrap();
+    assert_eq!(v.len(), 3);
+    assert!(v[0].len() >= 64 && v.iter().all(|x| x.len() == v[0].len()));
+    let (near, far) = (cosine(&v[0], &v[1]), cosine(&v[0], &v[2]));
+    assert!(near > far, "similar {near} vs unrelated {far}");
+    // Batched and one at a time agree (each text is its own sequence).
+    let alone = m.embed(&texts[2..]).await.unwrap();
+    let same = cosine(&alone[0], &v[2]);
+    assert!(same > 0.999, "one text alone vs in a batch: cosine {same}");
+    // Embedding leaves generation as it was.
+    let out = m.generate(&req(FEW_SHOT, 8)).await.unwrap();
+    assert!(out.text().contains("Paris"), "got {:?}", out.text());
+}

@@ -313,3 +313,122 @@ fn eval_stores_a_score_for_every_example_and_demos_change_scores() {
     assert_eq!(runs[0]["kind"], "eval");
     assert_eq!(runs[0]["status"], "completed");
 }
+
+/// Issue 15, KNN few-shot through the binary with the real model: the
+/// `knn` optimizer's candidate picks its demos per input from the train
+/// split, every call of it records the demos it got, and different inputs
+/// get different demos; the same version picks and records its demos in
+/// `predict` too.
+#[test]
+fn knn_optimizer_traces_the_demos_each_input_got() {
+    assert!(
+        model_path().is_some(),
+        "model missing: run `bash scripts/setup.sh`"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    let ts = small_trainset(dir.path(), 8);
+    cli_ok(&db, &["trainset", "import", &ts, "--name", "small"]);
+    let out = cli_ok(
+        &db,
+        &[
+            "--json",
+            "optimize",
+            "--trainset",
+            "small",
+            "--optimizer",
+            "knn",
+            "--max-labeled-demos",
+            "2",
+            "--train-frac",
+            "0.5",
+            "--val-frac",
+            "0.5",
+            "--threads",
+            "2",
+        ],
+    );
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["status"], "completed", "{report}");
+    let run = report["run_id"].as_i64().unwrap();
+    let part = |p: &str| -> BTreeSet<i64> {
+        q(
+            &db,
+            &format!(
+                "SELECT sa.example_id AS id FROM split_assignments sa JOIN runs r ON r.split_id = sa.split_id \
+                 WHERE r.id = {run} AND sa.part = '{p}'"
+            ),
+        )
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect()
+    };
+    let (train, val) = (part("train"), part("val"));
+    assert!(train.len() > 2 && val.len() > 1, "{train:?} {val:?}");
+    let traces = q(
+        &db,
+        &format!(
+            "SELECT t.example_id, t.selected_demos, c.origin, c.spec_json FROM traces t \
+             JOIN candidates c ON c.id = t.candidate_id WHERE t.run_id = {run} ORDER BY t.id"
+        ),
+    );
+    let (knn, baseline): (Vec<&Value>, Vec<&Value>) = traces
+        .iter()
+        .partition(|t| t["origin"].as_str().unwrap().starts_with("knn"));
+    assert_eq!(knn.len(), val.len(), "one call per val example: {traces:?}");
+    assert!(baseline.iter().all(|t| t["selected_demos"].is_null()));
+    let mut picked: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+    for t in &knn {
+        let chosen: Vec<Value> =
+            serde_json::from_str(t["selected_demos"].as_str().expect("demos traced")).unwrap();
+        assert_eq!(chosen.len(), 2, "{chosen:?}");
+        let ids: Vec<i64> = chosen
+            .iter()
+            .map(|c| c["example_id"].as_i64().unwrap())
+            .collect();
+        assert!(
+            ids.iter().all(|id| train.contains(id)),
+            "{ids:?} not in {train:?}"
+        );
+        assert!(chosen[0]["score"].as_f64() >= chosen[1]["score"].as_f64());
+        picked.insert(t["example_id"].as_i64().unwrap(), ids);
+    }
+    let distinct: BTreeSet<&Vec<i64>> = picked.values().collect();
+    assert!(
+        distinct.len() > 1,
+        "every input got the same demos: {picked:?}"
+    );
+    // The candidate is a self-contained version: its pool is the train split.
+    let spec: Value = serde_json::from_str(knn[0]["spec_json"].as_str().unwrap()).unwrap();
+    let pool = spec["demo_selection"]["knn"]["pool"].as_array().unwrap();
+    let pool_ids: BTreeSet<i64> = pool
+        .iter()
+        .map(|p| p["example_id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(pool_ids, train);
+    // Run as a program file by `predict`, it picks (and traces) per input.
+    let file = dir.path().join("knn.yaml");
+    std::fs::write(&file, knn[0]["spec_json"].as_str().unwrap()).unwrap();
+    for task in [
+        "Create a Pytest Fixtures skill: an in-depth guide to fixtures, scopes and factories",
+        "Create a Docker Networking skill: a checklist for bridge and overlay networks",
+    ] {
+        let input = serde_json::json!({ "task_description": task }).to_string();
+        cli_ok(
+            &db,
+            &[
+                "predict",
+                "--program",
+                file.to_str().unwrap(),
+                "--input",
+                &input,
+            ],
+        );
+    }
+    let predicted = q(
+        &db,
+        "SELECT selected_demos FROM traces WHERE run_id IS NULL AND version_id IS NOT NULL ORDER BY id",
+    );
+    assert_eq!(predicted.len(), 2, "{predicted:?}");
+    assert!(predicted.iter().all(|t| t["selected_demos"].is_string()));
+}

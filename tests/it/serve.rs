@@ -875,10 +875,7 @@ fn serve_openapi_lists_every_route_it_serves() {
         .iter()
         .filter_map(|o| o["name"].as_str())
         .collect();
-    assert_eq!(
-        names,
-        ["labeled", "bootstrap", "random-search", "miprov2", "gepa"]
-    );
+    assert_eq!(names, OPTIMIZERS);
     let labeled = &optimizers[0];
     assert_eq!(labeled["defaults"]["k"], 16);
     assert_eq!(labeled["parameters"]["properties"]["k"]["maximum"], 256);

@@ -342,3 +342,13 @@ pub fn assert_page_renders_cleanly(verdict: &serde_json::Value) {
         );
     }
 }
+
+/// Every optimizer's name, in the order the API lists them.
+pub const OPTIMIZERS: [&str; 6] = [
+    "labeled",
+    "bootstrap",
+    "random-search",
+    "knn",
+    "miprov2",
+    "gepa",
+];

@@ -76,6 +76,8 @@ pub struct StartRequest {
     pub num_trials: Option<usize>,
     #[schema(minimum = 1, maximum = 1000000)]
     pub max_metric_calls: Option<usize>,
+    /// KNN's retriever: `bm25` (default) or `embedding`.
+    pub retriever: Option<crate::program::knn::Retriever>,
     /// Parallel program runs (default 4).
     #[schema(minimum = 1, maximum = 64)]
     pub threads: Option<usize>,
@@ -186,6 +188,7 @@ pub async fn start(
         num_candidates: body.num_candidates,
         num_trials: body.num_trials,
         max_metric_calls: body.max_metric_calls,
+        retriever: body.retriever,
     };
     let budget = body.budget.unwrap_or_default();
     let req = &mut params.request;
