@@ -16,9 +16,19 @@ score`, the same Rust metric our side is scored with. The harness also checks
 that the port agrees with the Rust metric on every test prediction, score and
 feedback text (GEPA reflects on the feedback).
 
-Usage: python bench/dspy_quality.py --optimizer bootstrap|miprov2|gepa --seed S
-           --split bench/out/cmp/s1/split.json --port 8080 --out result.json
-           --cache-dir DIR --predictions-dir DIR [--threads 4]
+`--optimizer knn` is DSPy's KNNFewShot (k=4, like ours) with a lexical
+retriever comparable to our `--retriever bm25`: `BM25Vectorizer` below, Okapi
+BM25 (k1=1.2, b=0.75) over the task description, written as a dot product of
+a BM25-weighted train vector and the query's term counts, which is how DSPy's
+KNN ranks (`np.dot(train_vectors, query_vector)`). KNNFewShot runs
+BootstrapFewShot on each input's neighbours (DSPy's design), here with the
+same settings as our BootstrapFewShot; `knn-labeled` gives it no bootstrapped
+demos (`max_bootstrapped_demos=0`), i.e. the 4 neighbours' gold answers as
+demos, which is what our knn optimizer does.
+
+Usage: python bench/dspy_quality.py --optimizer bootstrap|miprov2|gepa|knn|knn-labeled --seed S
+           --split split.json --port 8080 --out result.json
+           --cache-dir DIR --predictions-dir DIR [--threads 4] [--trainset FILE]
 """
 
 import argparse
@@ -122,9 +132,54 @@ def skill_feedback(gold, pred):
     return "\n".join(f"{name} ({score:.2f}): {fb}" for name, _, (score, fb) in skill_parts(gold, pred))
 
 
+class BM25Vectorizer:
+    """A callable for `dspy.Embedder` that makes DSPy's KNN rank by Okapi BM25.
+
+    DSPy's KNN embeds the trainset once (the first call) and then each query,
+    and scores a train example by the dot product of the two vectors. The first
+    call here fits BM25 on the train texts and returns, per example, the BM25
+    weight of each term, idf(t) * tf(t)(k1+1) / (tf(t) + k1(1 - b + b|d|/avgdl));
+    later calls return each query's term counts, so the dot product is the BM25
+    score of the query against that example. Only the task description is
+    indexed: DSPy's KNN text also holds the categories input, which is the same
+    constant on every example (BM25 gives its terms no weight on our side
+    either). Tokens: scikit-learn's word pattern, lowercased, its English stop
+    words; our side (the `bm25` crate) also stems, this does not.
+    """
+
+    def __init__(self, k1=1.2, b=0.75):
+        self.k1, self.b = k1, b
+        self.vocab = None
+
+    @staticmethod
+    def field(text):
+        # DSPy joins inputs as "key: value | key: value".
+        for part in text.split(" | "):
+            if part.startswith("task_description: "):
+                return part[len("task_description: "):]
+        return text
+
+    def __call__(self, texts):
+        import numpy as np
+        from sklearn.feature_extraction.text import CountVectorizer
+
+        texts = [self.field(t) for t in texts]
+        if self.vocab is None:
+            self.cv = CountVectorizer(lowercase=True, stop_words="english")
+            tf = self.cv.fit_transform(texts).toarray().astype(np.float64)
+            self.vocab = self.cv.vocabulary_
+            n, df = tf.shape[0], (tf > 0).sum(axis=0)
+            idf = np.log((n - df + 0.5) / (df + 0.5) + 1.0)
+            dl = tf.sum(axis=1, keepdims=True)
+            avgdl = dl.mean() if n else 1.0
+            w = tf * (self.k1 + 1) / (tf + self.k1 * (1 - self.b + self.b * dl / avgdl))
+            return (w * idf).astype(np.float32)
+        return self.cv.transform(texts).toarray().astype(np.float32)
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--optimizer", required=True, choices=["bootstrap", "miprov2", "gepa"])
+    ap.add_argument("--optimizer", required=True, choices=["bootstrap", "miprov2", "gepa", "knn", "knn-labeled"])
     ap.add_argument("--seed", type=int, required=True)
     ap.add_argument("--split", required=True, help="JSON {train: [idx], val: [idx], test: [idx]}")
     ap.add_argument("--port", type=int, required=True)
@@ -137,6 +192,7 @@ def main():
     ap.add_argument("--mode", choices=["completion", "chat"], default="completion",
                     help="llama-server endpoint: text completion (model_type=text) or chat (model_type=chat)")
     ap.add_argument("--max-tokens", type=int, default=256)
+    ap.add_argument("--trainset", default=TRAINSET, help="the trainset file our side imported (split indexes refer to it)")
     ap.add_argument("--max-metric-calls", type=int, help="GEPA budget instead of auto=light (for smoke tests)")
     ap.add_argument(
         "--no-stop",
@@ -195,7 +251,7 @@ def main():
                 # Our runtime answers with the spec's fallback when parsing fails.
                 return dspy.Prediction(**fallback, used_fallback=True)
 
-    rows = json.load(open(TRAINSET))
+    rows = json.load(open(a.trainset))
     split = json.load(open(a.split))
 
     def example(idx):
@@ -284,6 +340,16 @@ def main():
                 metric=metric, metric_threshold=0.9, max_bootstrapped_demos=4, max_labeled_demos=4, max_rounds=1
             )
             optimized = opt.compile(baseline, trainset=train)
+        elif a.optimizer in ("knn", "knn-labeled"):
+            # KNNFewShot(k=4) with the BM25 vectorizer above; per input it
+            # bootstraps on the 4 neighbours with our BootstrapFewShot settings
+            # (knn-labeled: no bootstrapping, the neighbours' gold answers).
+            boot = 0 if a.optimizer == "knn-labeled" else 4
+            opt = dspy.KNNFewShot(
+                k=4, trainset=train, vectorizer=dspy.Embedder(BM25Vectorizer(), batch_size=100_000, caching=False),
+                metric=metric, metric_threshold=0.9, max_bootstrapped_demos=boot, max_labeled_demos=4, max_rounds=1,
+            )
+            optimized = opt.compile(baseline)
         elif a.optimizer == "gepa":
             # Our reflection role's settings (config/config.yaml): sampled at
             # 0.7, up to 200 tokens; it answers in the ChatAdapter's format
