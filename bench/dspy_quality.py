@@ -192,6 +192,8 @@ def main():
     ap.add_argument("--mode", choices=["completion", "chat"], default="completion",
                     help="llama-server endpoint: text completion (model_type=text) or chat (model_type=chat)")
     ap.add_argument("--max-tokens", type=int, default=256)
+    ap.add_argument("--json-adapter-fallback", action="store_true",
+                    help="text-completion mode: keep the ChatAdapter's JSONAdapter fallback (DSPy's default)")
     ap.add_argument("--trainset", default=TRAINSET, help="the trainset file our side imported (split indexes refer to it)")
     ap.add_argument("--max-metric-calls", type=int, help="GEPA budget instead of auto=light (for smoke tests)")
     ap.add_argument(
@@ -295,6 +297,16 @@ def main():
 
     lm = server_lm(temperature=0.0, max_tokens=a.max_tokens, **lm_kwargs)
     dspy.configure(lm=lm)
+    # In text-completion mode the ChatAdapter's fallback to the JSONAdapter on a
+    # parse failure can never work: LiteLLM's text-completion client refuses its
+    # `response_format` before any request, and then retries that refusal
+    # (num_retries) with backoff, about 10 s of sleep per failed parse, no
+    # server call. A user who saw that turns the fallback off, as done here
+    # (--json-adapter-fallback keeps DSPy's default). In chat mode the fallback
+    # reaches the server and stays DSPy's default.
+    json_fallback = a.mode == "chat" or a.json_adapter_fallback
+    if not json_fallback:
+        dspy.configure(adapter=dspy.ChatAdapter(use_json_adapter_fallback=False))
 
     def evaluate(program, devset, tag):
         ev = dspy.Evaluate(devset=devset, metric=metric, num_threads=a.threads, display_progress=False, provide_traceback=False)
@@ -432,6 +444,7 @@ def main():
         "mode": a.mode,
         "max_tokens": a.max_tokens,
         "stop": stop,
+        "json_adapter_fallback": json_fallback,
         "baseline_test": base_test,
         "optimized_test": opt_test,
         "baseline_test_fallbacks": base_fallbacks,

@@ -33,6 +33,8 @@ def label(variant):
     side, _, rest = variant.partition("-")
     c = rest.endswith("-c")
     rest = rest[:-2] if c else rest
+    jsonfb = rest.startswith("jsonfb-")
+    rest = rest[len("jsonfb-"):] if jsonfb else rest
     names = {"zeroshot": "zero-shot", "bootstrap": "BootstrapFewShot", "miprov2": "MIPROv2 light", "gepa": "GEPA light",
              "knn": "KNN (BM25, k=4)", "knn-labeled": "KNN, labeled demos only (BM25, k=4)",
              "nostop-bootstrap": "BootstrapFewShot, no stop sequence"}
@@ -40,7 +42,7 @@ def label(variant):
         names = dict(names, knn="KNNFewShot (BM25 vectorizer, k=4)", **{"knn-labeled": "KNNFewShot, labeled only (BM25, k=4)"})
     opt = " → ".join(names.get(s, s) for s in rest.split("+")) if "+" in rest else names.get(rest, rest)
     who = "skill-fleet" if side == "ours" else "DSPy" if side == "dspy" else side
-    return f"{who}: {opt}" + (", constrained" if c else "")
+    return f"{who}: {opt}" + (", constrained" if c else "") + (", JSONAdapter fallback on" if jsonfb else "")
 
 
 def stats(xs, fmt, sd_fmt=None, interval=True):

@@ -30,6 +30,8 @@
 #   dspy-OPT               bench/dspy_quality.py --optimizer OPT (bootstrap, miprov2, gepa,
 #                          knn = KNNFewShot with a BM25 vectorizer, knn-labeled)
 #   dspy-nostop-bootstrap  DSPy without a stop sequence (its default)
+#   dspy-jsonfb-OPT        completion mode with the ChatAdapter's JSONAdapter fallback on (DSPy's
+#                          default; there it only adds LiteLLM's retry backoff, bench/dspy_quality.py)
 # Every optimize/DSPy cell also reports the zero-shot score on the test split
 # (its baseline); DSPy's zero-shot is that baseline.
 #
@@ -298,11 +300,12 @@ stop_server() {
   if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
   SERVER_PID=
 }
+ENDED=0
 on_exit() {
   local rc=$?
   if [ -n "$CELL_PID" ]; then kill -TERM -- "-$CELL_PID" 2>/dev/null || true; fi
   stop_server
-  log_session end "$([ $rc = 0 ] && echo finished || echo "stopped (exit $rc)")"
+  if [ $ENDED = 0 ]; then log_session end "stopped (exit $rc)"; fi
 }
 trap on_exit EXIT
 trap 'echo "quality_vs_dspy.sh: line $LINENO: a command failed (exit $?)" >&2' ERR
@@ -370,12 +373,13 @@ run_cell() { # seed mode variant
     dspy)
       [ $constrained = 0 ] || die "$cell: DSPy has no constrained variant"
       [ "$mode" != local ] || die "$cell: DSPy runs against the server only"
-      local nostop=()
-      if [[ $rest == nostop-* ]]; then nostop=(--no-stop); rest=${rest#nostop-}; fi
+      local extra=()
+      if [[ $rest == nostop-* ]]; then extra=(--no-stop); rest=${rest#nostop-}; fi
+      if [[ $rest == jsonfb-* ]]; then extra=(--json-adapter-fallback); rest=${rest#jsonfb-}; fi
       opt=$rest
       cmd=("$PY" bench/dspy_quality.py --optimizer "$opt" --seed "$seed" --split "$work/split.json" --port "$PORT"
         --mode "$mode" --out "$work/raw.json" --cache-dir "$work/dspy_cache" --predictions-dir "$work/pred"
-        --db "$work/db.sqlite" --bin "$BIN" --threads "$THREADS" --trainset "$TRAINSET" "${nostop[@]}")
+        --db "$work/db.sqlite" --bin "$BIN" --threads "$THREADS" --trainset "$TRAINSET" "${extra[@]}")
       mkdir -p "$work/pred"
       ;;
     *) die "unknown variant $variant (ours-... or dspy-...)" ;;
@@ -468,5 +472,8 @@ for seed in $SEEDS; do
   for w in $VARIANTS; do if [ "${w%%/*}" = local ]; then run_cell "$seed" local "${w#*/}"; fi; done
 done
 stop_server
+n_failed=$(find "$RUN_DIR/failed" -name '*.json' | wc -l)
+log_session end "$([ "$n_failed" = 0 ] && echo "finished" || echo "finished, $n_failed cell(s) failed")"
+ENDED=1
 python3 bench/quality_summary.py "$RUN_DIR" | tee "$RUN_DIR/summary.md"
 }
