@@ -110,8 +110,6 @@ fi
 
 # ---- setup (idempotent) --------------------------------------------------------
 bash scripts/setup.sh >/dev/null
-if [ -z "${SKILL_FLEET_BIN:-}" ]; then cargo build --quiet --bin skill-fleet; fi
-[ -x "$BIN" ] || die "no binary $BIN"
 if [ ! -x "$PY" ] || ! "$PY" -c "import dspy, yaml, sklearn" 2>/dev/null; then
   python3 -m venv bench/.venv
   "$PY" -m pip install --quiet --upgrade pip
@@ -176,6 +174,12 @@ import os; os.replace(out + ".tmp", out)
 EOF
 fi
 
+# Built after the identity check (a refused resume builds nothing).
+build_bin() {
+  if [ -z "${SKILL_FLEET_BIN:-}" ]; then cargo build --quiet --bin skill-fleet; fi
+  [ -x "$BIN" ] || die "no binary $BIN"
+}
+
 # ---- identity: recorded at the start, compared on resume -------------------------
 identity() {
   python3 - "$BIN" "${SERVER_ARGV[*]}" "$PY" "$STANDIN_SERVER" <<'EOF'
@@ -212,6 +216,7 @@ if [ -z "${RESUME:-}" ]; then
     rm -rf "$RUN_DIR"
     die "uncommitted changes in bench scripts, config or sources (every figure comes from a committed script); commit them, or ALLOW_DIRTY=1 for a smoke test"
   fi
+  build_bin
   python3 - "$RUN_DIR/config.json" "$ID_NOW" "$RUN_ID" "$(now)" "$(git rev-parse HEAD)" "$BIN" "$TRAINSET" \
     "$SEEDS" "$VARIANTS" "$THREADS" "$TRAIN_LIMIT" "$STANDIN_SERVER" "$ALLOW_DIRTY" "$CELL_TIMEOUT" <<'EOF'
 import hashlib, json, os, platform, subprocess, sys
@@ -242,6 +247,7 @@ for k in sorted(set(was) | set(now)):
         bad = True
 sys.exit(1 if bad else 0)
 EOF
+  build_bin
 fi
 
 # ---- this session ---------------------------------------------------------------

@@ -11,15 +11,18 @@
 # docs/benchmarks.md the whole default run takes under 60 minutes, installs
 # included (the figure is in docs/benchmarks.md, "Reproducing").
 #
-# Part D by default runs one seed of BootstrapFewShot; the 3-seed table,
-# MIPROv2 (about 40 min more per seed) and GEPA (about 90) are opt-in:
-#   D_SEEDS="1 2 3" D_OPTIMIZERS="bootstrap miprov2 gepa" bash bench/run_all.sh
+# Part D by default runs one seed of BootstrapFewShot on both sides, in both
+# modes (a new run of bench/quality_vs_dspy.sh in bench/out/quality/RUN_ID);
+# the full table of part D (3 seeds, every variant, about 7 hours) is
+# bench/quality_vs_dspy.sh on its own, resumable:
+#   D_SEEDS="1 2 3" D_VARIANTS="" bash bench/run_all.sh   # (empty D_VARIANTS: the script's default list)
+#   D_RESUME=RUN_ID BENCH_ONLY=D bash bench/run_all.sh      # continue an interrupted part D run
 #
 # Knobs (environment): BENCH_ONLY, MLFLOW_RUNS (default 50 of 1,000), MLFLOW_BATCHED_RUNS (200),
 # OPTUNA_RUNS (default 5 of 1,000), LM_TRIALS (3), DSPY_CALLS (20000),
 # OUR_CALLS (100000), QUIET_WAIT (90 s before each step), LM_QUIET_WAIT (60 s before
-# each LM trial), D_SEEDS ("1"), D_OPTIMIZERS ("bootstrap"), D_MODES ("completion chat"),
-# D_LOCAL_SEEDS ("1").
+# each LM trial), D_SEEDS ("1"), D_VARIANTS ("ours-bootstrap dspy-bootstrap"), D_MODES
+# ("completion chat"), D_RESUME (a part D run to continue).
 set -euo pipefail
 # Parsed whole before it runs (the braces), so editing this file mid-run is safe.
 {
@@ -148,16 +151,12 @@ if want C; then
 fi
 
 if want D; then
-  # Optimization quality vs DSPy on one llama-server (bench/quality_vs_dspy.sh).
-  # Default: BootstrapFewShot, seed 1, all three sides (~20 min). The 3-seed
-  # table: D_SEEDS="1 2 3"; MIPROv2 light and GEPA: D_OPTIMIZERS="bootstrap miprov2 gepa".
+  # Optimization quality vs DSPy on one llama-server (bench/quality_vs_dspy.sh):
+  # a resumable run of cells, each bounded by its CELL_TIMEOUT (2 h).
   step "D: optimization quality, skill-fleet vs DSPy"
   # Part D runs the same optimized binary (no second compile of our crate).
-  # A hung run is stopped after an hour per seed and optimizer, plus one.
-  D_RUNS=$(( $(wc -w <<< "${D_SEEDS:-1}") * $(wc -w <<< "${D_OPTIMIZERS:-bootstrap}") + 1 ))
-  SKILL_FLEET_BIN="$EX/skill-fleet" SEEDS="${D_SEEDS:-1}" OPTIMIZERS="${D_OPTIMIZERS:-bootstrap}" LOCAL_SEEDS="${D_LOCAL_SEEDS:-1}" \
-    MODES="${D_MODES:-completion chat}" \
-    timeout $(( D_RUNS * 3600 )) bash bench/quality_vs_dspy.sh
+  SKILL_FLEET_BIN="$EX/skill-fleet" SEEDS="${D_SEEDS:-1}" VARIANTS="${D_VARIANTS-ours-bootstrap dspy-bootstrap}" \
+    MODES="${D_MODES:-completion chat}" RESUME="${D_RESUME:-}" bash bench/quality_vs_dspy.sh
 fi
 
 step "report"
