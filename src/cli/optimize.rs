@@ -146,18 +146,20 @@ pub async fn optimize(app: &App, a: OptimizeArgs) -> Result<ExitCode> {
         train: a.train_frac,
         val: a.val_frac,
     };
+    if a.auto_select && a.resume.is_some() {
+        bail!("--auto-select picks the optimizer of a new run; a resumed run keeps its own");
+    }
+    if let Some(why) = params.choose_optimizer(&ctx)? {
+        eprintln!("auto-select: {} — {why}", params.optimizer);
+    }
     let chained = chain_steps(&params.optimizer).len() > 1;
-    if chained && (a.resume.is_some() || a.auto_select) {
-        bail!("a chain (`{}`) runs each step as its own run: resume a step's run with --resume RUN and no chain, and pick the chain instead of --auto-select", params.optimizer);
+    if chained && a.resume.is_some() {
+        bail!("a chain (`{}`) runs each step as its own run: resume a step's run with --resume RUN and no chain", params.optimizer);
     }
     let request = if chained {
         None
     } else {
-        let (req, why) = params.clone().into_request(&ctx)?;
-        if let Some(why) = why {
-            eprintln!("auto-select: {} — {why}", req.optimizer.name());
-        }
-        Some(req)
+        Some(params.clone().into_request(&ctx)?.0)
     };
 
     let interrupted = Arc::new(AtomicBool::new(false));

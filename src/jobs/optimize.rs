@@ -86,24 +86,38 @@ impl OptimizeParams {
         }
     }
 
+    /// With `auto_select`: replaces `optimizer` by the recommended optimizer
+    /// or chain (`bootstrap+gepa`) and returns why; otherwise None. Callers
+    /// that can run chains call this first and then look at `optimizer`.
+    pub fn choose_optimizer(&mut self, ctx: &Context) -> Result<Option<String>> {
+        if !self.auto_select {
+            return Ok(None);
+        }
+        let (name, why) = auto_select(
+            ctx,
+            &self.request.trainset,
+            &self.request.limits,
+            self.request.max_minutes,
+        )?;
+        self.optimizer = name;
+        self.auto_select = false;
+        Ok(Some(why))
+    }
+
     /// The request, checked (optimizer settings, split fractions, alias);
-    /// with `auto_select`, also the reason the optimizer was chosen.
-    pub fn into_request(self, ctx: &Context) -> Result<(OptimizeRequest, Option<String>)> {
+    /// with `auto_select`, also the reason the optimizer was chosen. A
+    /// recommended chain is refused here: run it with [`run_chain`] after
+    /// [`OptimizeParams::choose_optimizer`].
+    pub fn into_request(mut self, ctx: &Context) -> Result<(OptimizeRequest, Option<String>)> {
+        let why = self.choose_optimizer(ctx)?;
+        if chain_steps(&self.optimizer).len() > 1 {
+            return Err(Error::Invalid(format!(
+                "`{}` is a chain: run it with run_chain",
+                self.optimizer
+            )));
+        }
         let mut req = self.request;
-        let why = if self.auto_select {
-            let (config, why) = auto_select(
-                ctx,
-                &req.trainset,
-                &req.limits,
-                req.max_minutes,
-                &self.overrides,
-            )?;
-            req.optimizer = config;
-            Some(why)
-        } else {
-            req.optimizer = OptimizerConfig::with_overrides(&self.optimizer, &self.overrides)?;
-            None
-        };
+        req.optimizer = OptimizerConfig::with_overrides(&self.optimizer, &self.overrides)?;
         req.split.validate()?;
         if let Some(alias) = &req.promote {
             crate::registry::validate_alias(alias)?;
@@ -227,13 +241,18 @@ pub struct RunHooks {
     pub interrupted: Option<Arc<AtomicBool>>,
 }
 
-/// The optimizer recommendation of `--auto-select` (the original's rules):
-/// an optimizer with its reason.
+/// The optimizer recommendation of `--auto-select`: an optimizer name, or a
+/// chain of them (`bootstrap+gepa`), with its reason. The original's rules,
+/// with chains where they are what DSPy users reach for: on a large
+/// trainset with room in the budget, GEPA starts from a bootstrapped
+/// program (as DSPy's GEPA tutorials and BetterTogether do) instead of
+/// from zero-shot, so its reflective instruction search builds on demos
+/// that already work.
 pub fn recommend(
     n_examples: usize,
     max_calls: Option<u64>,
     max_minutes: Option<f64>,
-) -> (OptimizerConfig, String) {
+) -> (String, String) {
     let tight = max_calls.is_some_and(|c| c < 300) || max_minutes.is_some_and(|m| m < 10.0);
     let (name, why) = if n_examples < 20 {
         ("labeled", format!("{n_examples} examples is too few to bootstrap reliably; labeled demos need no optimization calls"))
@@ -245,33 +264,26 @@ pub fn recommend(
     } else if n_examples < 100 {
         ("miprov2", format!("{n_examples} examples and no tight budget: MIPROv2 light searches instructions and demos together"))
     } else {
-        ("gepa", format!("{n_examples} examples give GEPA's reflection enough feedback to evolve instructions"))
+        ("bootstrap+gepa", format!("{n_examples} examples and no tight budget: bootstrapped demos first, then GEPA's reflection evolves the instructions from that program (a chain; each step is its own run)"))
     };
-    let config = match OptimizerConfig::parse(name) {
-        Ok(c) => c,
-        Err(_) => OptimizerConfig::Bootstrap(Default::default()),
-    };
-    (config, why)
+    (name.to_string(), why)
 }
 
-/// `--auto-select`: the recommended optimizer for `trainset` (stored, or a
-/// file), with `overrides` applied, and the reason.
+/// `--auto-select`: the recommended optimizer or chain for `trainset`
+/// (stored, or a file), and the reason.
 pub fn auto_select(
     ctx: &Context,
     trainset: &str,
     limits: &BudgetLimits,
     max_minutes: Option<f64>,
-    overrides: &Overrides,
-) -> Result<(OptimizerConfig, String)> {
+) -> Result<(String, String)> {
     let n = match ctx.reader()?.find_trainset(trainset) {
         Ok(t) => t.n_examples as usize,
         Err(_) => crate::data::load_file(std::path::Path::new(trainset), &ctx.config.taxonomy()?)?
             .examples
             .len(),
     };
-    let (mut config, why) = recommend(n, limits.max_calls, max_minutes);
-    config.apply(overrides)?;
-    Ok((config, why))
+    Ok(recommend(n, limits.max_calls, max_minutes))
 }
 
 /// Everything fixed before the run row exists: checked up front, so a bad
@@ -744,6 +756,22 @@ async fn optimize_in_session(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn auto_select_recommends_a_chain_only_for_a_large_trainset_with_budget_room() {
+        assert_eq!(recommend(10, None, None).0, "labeled");
+        assert_eq!(recommend(150, Some(200), None).0, "bootstrap");
+        assert_eq!(recommend(60, None, None).0, "miprov2");
+        let (chain, why) = recommend(150, None, None);
+        assert_eq!(chain_steps(&chain), ["bootstrap", "gepa"]);
+        assert!(why.contains("150 examples"), "{why}");
+        // Every recommended step is an optimizer that exists.
+        for n in [10, 60, 150] {
+            for step in chain_steps(&recommend(n, None, None).0) {
+                assert!(OptimizerConfig::parse(step).is_ok(), "{step}");
+            }
+        }
+    }
 
     /// A run stored before optimizers had their own configs still reads back,
     /// each optimizer taking the flat settings it has.

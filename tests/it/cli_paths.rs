@@ -111,6 +111,62 @@ fn optimize_auto_select_runs_and_records_the_optimizer_it_names() {
 }
 
 #[test]
+fn optimize_auto_select_on_a_large_trainset_runs_the_recommended_chain_step_by_step() {
+    let f = StubProject::new(answering(SKILL_ANSWER), 8);
+    // 120 examples: the bundled 92 and 28 of them again with reworded tasks.
+    let mut rows: Vec<serde_json::Value> = serde_json::from_str(
+        &std::fs::read_to_string(bundled_trainset()).expect("the bundled trainset"),
+    )
+    .expect("JSON");
+    let again: Vec<serde_json::Value> = rows[..28]
+        .iter()
+        .map(|r| {
+            let mut r = r.clone();
+            let task = r["task_description"].as_str().unwrap_or("").to_string();
+            let name = r["expected_name"].as_str().unwrap_or("").to_string();
+            r["task_description"] = format!("{task} (second request)").into();
+            let path = r["expected_taxonomy_path"].as_str().unwrap_or("").to_string();
+            r["expected_name"] = format!("{name}-again").into();
+            r["expected_taxonomy_path"] = format!("{path}-again").into();
+            r
+        })
+        .collect();
+    rows.extend(again);
+    let large = f.dir.path().join("large.json");
+    std::fs::write(&large, serde_json::to_string(&rows).expect("JSON")).expect("written");
+    let out = f.cli(&[
+        "--json",
+        "optimize",
+        "--trainset",
+        large.to_str().expect("utf-8 path"),
+        "--auto-select",
+        "--max-metric-calls",
+        "40",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("auto-select: bootstrap+gepa")),
+        "{err}"
+    );
+    let runs = query(
+        &f.db,
+        "SELECT optimizer, status FROM runs WHERE kind = 'optimize' ORDER BY id",
+    );
+    let steps: Vec<(&str, &str)> = runs
+        .iter()
+        .map(|r| {
+            (
+                r["optimizer"].as_str().unwrap_or(""),
+                r["status"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(steps, [("bootstrap", "completed"), ("gepa", "completed")]);
+}
+
+#[test]
 fn eval_ensemble_flags_make_the_number_of_program_runs_they_ask_for() {
     let f = StubProject::new(answering(SKILL_ANSWER), 8);
     f.register_variants(&["OTHER"]);
