@@ -217,6 +217,10 @@ if [ -z "${RESUME:-}" ]; then
     die "uncommitted changes in bench scripts, config or sources (every figure comes from a committed script); commit them, or ALLOW_DIRTY=1 for a smoke test"
   fi
   build_bin
+  # The run keeps its own copy of the binary: a resumed session runs exactly
+  # this build even if the checkout has moved on meanwhile.
+  cp "$BIN" "$RUN_DIR/skill-fleet.tmp" && mv "$RUN_DIR/skill-fleet.tmp" "$RUN_DIR/skill-fleet"
+  BIN=$RUN_DIR/skill-fleet
   python3 - "$RUN_DIR/config.json" "$ID_NOW" "$RUN_ID" "$(now)" "$(git rev-parse HEAD)" "$BIN" "$TRAINSET" \
     "$SEEDS" "$VARIANTS" "$THREADS" "$TRAIN_LIMIT" "$STANDIN_SERVER" "$ALLOW_DIRTY" "$CELL_TIMEOUT" <<'EOF'
 import hashlib, json, os, platform, subprocess, sys
@@ -236,7 +240,9 @@ import json, sys
 was = json.load(open(sys.argv[1]))["identity"]
 now = json.loads(sys.argv[2])
 bad = False
-for k in sorted(set(was) | set(now)):
+# The binary is the run's own copy (checked below by its hash), so later
+# commits to the sources do not change what a resumed session runs.
+for k in sorted((set(was) | set(now)) - {"binary_source_commit", "uncommitted"}):
     if was.get(k) != now.get(k):
         if isinstance(was.get(k), dict):
             for p in sorted(set(was[k]) | set(now.get(k, {}))):
@@ -247,7 +253,17 @@ for k in sorted(set(was) | set(now)):
         bad = True
 sys.exit(1 if bad else 0)
 EOF
-  build_bin
+  BIN=$RUN_DIR/skill-fleet
+  python3 - "$RUN_DIR/config.json" "$BIN" <<'EOF' || die "refusing to resume $RUN_DIR: its copy of the binary is missing or changed"
+import hashlib, json, sys
+cfg, bin_ = json.load(open(sys.argv[1])), sys.argv[2]
+try:
+    now = hashlib.sha256(open(bin_, "rb").read()).hexdigest()
+except OSError as e:
+    sys.exit(f"{bin_}: {e}")
+if now != cfg["binary_sha256"]:
+    sys.exit(f"{bin_}: sha256 {now}, the run started with {cfg['binary_sha256']}")
+EOF
 fi
 
 # ---- this session ---------------------------------------------------------------
