@@ -53,7 +53,7 @@ struct EmbedJob {
 
 /// What the engine thread is asked to do.
 enum Task {
-    Generate(Job),
+    Generate(Box<Job>),
     Embed(EmbedJob),
 }
 
@@ -150,7 +150,7 @@ impl LanguageModel for LocalModel {
             .tx
             .lock()
             .map_err(|_| LmError::Provider("local engine poisoned".into()))?
-            .send(Task::Generate(job))
+            .send(Task::Generate(Box::new(job)))
             .map_err(|_| LmError::Provider("local engine stopped".into()))?;
         rx.await
             .map_err(|_| LmError::Provider("local engine dropped the request".into()))?
@@ -274,7 +274,7 @@ impl Worker<'_> {
         let max = self.cfg.max_sequences.max(1);
         while let Ok(task) = rx.recv() {
             let first = match task {
-                Task::Generate(job) => job,
+                Task::Generate(job) => *job,
                 Task::Embed(e) => {
                     let _ = e.reply.send(self.embed(&e.texts));
                     continue;
@@ -295,7 +295,7 @@ impl Worker<'_> {
                     < max
                 {
                     match rx.try_recv() {
-                        Ok(Task::Generate(j)) => jobs.push(j),
+                        Ok(Task::Generate(j)) => jobs.push(*j),
                         Ok(Task::Embed(e)) => embeds.push(e),
                         Err(_) => break,
                     }

@@ -53,6 +53,12 @@ pub struct LmParams {
     /// without one keep their cache keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grammar: Option<String>,
+    /// The same constraint as a JSON Schema, set for the JSON adapter (see
+    /// `program::json_schema`): servers that constrain by schema (OpenAI's
+    /// `response_format`, llama-server's `json_schema`) get this instead of
+    /// the grammar. Left out of the JSON when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json_schema: Option<serde_json::Value>,
 }
 
 fn one() -> u32 {
@@ -68,6 +74,7 @@ impl Default for LmParams {
             n: 1,
             seed: None,
             grammar: None,
+            json_schema: None,
         }
     }
 }

@@ -1,10 +1,14 @@
 //! OpenAI-compatible servers (llama.cpp server, Ollama, vLLM, OpenAI):
 //! `/v1/chat/completions` and `/v1/completions`.
 //!
-//! A request's grammar (constrained decoding) goes as llama-server's
-//! `grammar` field. A server that refuses the field (400 naming it, as
-//! OpenAI's API does) gets the request again without it, and no grammar
-//! after that; the answer is then parsed as an unconstrained one.
+//! Constrained decoding: a request with a JSON Schema (the JSON adapter's)
+//! sends it as `response_format` (`json_schema`, strict) in chat mode, as
+//! OpenAI and llama-server take it, and as llama-server's `json_schema`
+//! field in completion mode; any other request's grammar goes as
+//! llama-server's `grammar` field. A server that refuses the field it got
+//! (a 400 naming it, as OpenAI's API does for `grammar`) gets the request
+//! again with the next kind it may take, or none, and is not sent the
+//! refused kind again; the answer is then parsed as an unconstrained one.
 
 use super::retry::parse_retry_after;
 use super::{LanguageModel, LmError, LmRequest, LmResponse, Prompt};
@@ -43,6 +47,38 @@ pub struct OpenAiModel {
     mode: Mode,
     /// Cleared when the server refuses a `grammar` field.
     takes_grammar: AtomicBool,
+    /// Cleared when the server refuses a JSON Schema.
+    takes_schema: AtomicBool,
+}
+
+/// Which constraint a request carries to the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Constraint {
+    None,
+    Grammar,
+    Schema,
+}
+
+impl Constraint {
+    /// Words of a refusal that names this constraint's field.
+    fn named_in(self, body: &str) -> bool {
+        let body = body.to_lowercase();
+        match self {
+            Constraint::None => false,
+            Constraint::Grammar => body.contains("grammar"),
+            Constraint::Schema => ["response_format", "json_schema", "schema"]
+                .iter()
+                .any(|w| body.contains(w)),
+        }
+    }
+
+    fn field(self) -> &'static str {
+        match self {
+            Constraint::None => "",
+            Constraint::Grammar => "grammar",
+            Constraint::Schema => "JSON schema",
+        }
+    }
 }
 
 impl OpenAiModel {
@@ -65,10 +101,24 @@ impl OpenAiModel {
             api_key,
             mode,
             takes_grammar: AtomicBool::new(true),
+            takes_schema: AtomicBool::new(true),
         })
     }
 
-    fn body(&self, req: &LmRequest, with_grammar: bool) -> Value {
+    /// The constraint to send `req` with: its schema, else its grammar, of
+    /// those this server has not refused.
+    fn constraint(&self, req: &LmRequest) -> Constraint {
+        let p = &req.params;
+        if p.json_schema.is_some() && self.takes_schema.load(Ordering::Relaxed) {
+            Constraint::Schema
+        } else if p.grammar.is_some() && self.takes_grammar.load(Ordering::Relaxed) {
+            Constraint::Grammar
+        } else {
+            Constraint::None
+        }
+    }
+
+    fn body(&self, req: &LmRequest, constraint: Constraint) -> Value {
         let p = &req.params;
         let mut body = json!({
             "model": self.model,
@@ -76,8 +126,18 @@ impl OpenAiModel {
             "max_tokens": p.max_tokens,
             "n": p.n,
         });
-        if let Some(g) = p.grammar.as_ref().filter(|_| with_grammar) {
-            body["grammar"] = json!(g);
+        match (constraint, &p.grammar, &p.json_schema) {
+            (Constraint::Grammar, Some(g), _) => body["grammar"] = json!(g),
+            (Constraint::Schema, _, Some(schema)) => match self.mode {
+                Mode::Chat => {
+                    body["response_format"] = json!({
+                        "type": "json_schema",
+                        "json_schema": {"name": "answer", "strict": true, "schema": schema},
+                    })
+                }
+                Mode::Completion => body["json_schema"] = schema.clone(),
+            },
+            _ => {}
         }
         if !p.stop.is_empty() {
             body["stop"] = json!(p.stop);
@@ -202,40 +262,45 @@ impl LanguageModel for OpenAiModel {
             Mode::Chat => "chat/completions",
             Mode::Completion => "completions",
         };
-        let send = |with_grammar: bool| {
+        let send = |constraint: Constraint| {
             let mut http = self
                 .http
                 .post(format!("{}/{path}", self.base_url))
-                .json(&self.body(req, with_grammar));
+                .json(&self.body(req, constraint));
             if let Some(key) = &self.api_key {
                 http = http.bearer_auth(key);
             }
             http.send()
         };
-        let with_grammar =
-            req.params.grammar.is_some() && self.takes_grammar.load(Ordering::Relaxed);
-        let mut resp = send(with_grammar).await.map_err(transport_error)?;
-        if !resp.status().is_success() {
+        let mut constraint = self.constraint(req);
+        let resp = loop {
+            let resp = send(constraint).await.map_err(transport_error)?;
+            if resp.status().is_success() {
+                break resp;
+            }
             let err = http_error(resp).await;
             match &err {
                 LmError::Http {
                     status: 400, body, ..
-                } if with_grammar && body.to_lowercase().contains("grammar") => {
-                    if self.takes_grammar.swap(false, Ordering::Relaxed) {
+                } if constraint.named_in(body) => {
+                    let flag = match constraint {
+                        Constraint::Schema => &self.takes_schema,
+                        _ => &self.takes_grammar,
+                    };
+                    if flag.swap(false, Ordering::Relaxed) {
                         eprintln!(
-                            "warning: {} refuses the `grammar` field; decoding unconstrained from now on ({})",
+                            "warning: {} refuses the {}; not sending it from now on ({})",
                             self.base_url,
+                            constraint.field(),
                             body.chars().take(120).collect::<String>()
                         );
                     }
-                    resp = send(false).await.map_err(transport_error)?;
-                    if !resp.status().is_success() {
-                        return Err(http_error(resp).await);
-                    }
+                    // The flag is now off, so this picks the next kind or none.
+                    constraint = self.constraint(req);
                 }
                 _ => return Err(err),
             }
-        }
+        };
         let text = resp.text().await.map_err(transport_error)?;
         let v: Value = serde_json::from_str(&text).map_err(|e| {
             LmError::Malformed(format!(

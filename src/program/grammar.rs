@@ -233,7 +233,7 @@ fn constant_items(v: &Value) -> Vec<String> {
 
 /// What the field's constraints say, read once.
 #[derive(Debug, Default)]
-struct Rules {
+pub(super) struct Rules {
     kebab: bool,
     lowercase: bool,
     starts_with: Option<String>,
@@ -242,7 +242,7 @@ struct Rules {
     words: bool,
 }
 
-fn rules(f: &Field) -> Rules {
+pub(super) fn rules(f: &Field) -> Rules {
     let mut r = Rules::default();
     for c in &f.constraints {
         let lower = c.trim().to_lowercase();
@@ -352,7 +352,7 @@ fn quoted(node: Node, json: bool) -> Node {
 }
 
 /// One scalar value of type `ty` (a list's item, or the whole field).
-fn scalar(
+pub(super) fn scalar(
     f: &Field,
     ty: &FieldType,
     r: &Rules,
@@ -436,6 +436,19 @@ fn scalar(
     })
 }
 
+/// How many items a list of `inner` may have: its `N-M` bound, else up to
+/// every literal once (or [`MAX_LIST_ITEMS`] of free text).
+pub(super) fn list_bounds(inner: &FieldType, r: &Rules) -> (u32, u32) {
+    let literal_count = match inner {
+        FieldType::Literal(v) => v.len() as u32,
+        _ => MAX_LIST_ITEMS,
+    };
+    match r.bounds.filter(|_| !r.words) {
+        Some((a, b)) => (a, b.min(MAX_LIST_ITEMS.max(a))),
+        None => (0, literal_count),
+    }
+}
+
 /// The value of field `f` as the adapter writes it.
 fn field_value(
     f: &Field,
@@ -447,14 +460,7 @@ fn field_value(
         return scalar(f, &f.ty, &r, constants, json, false);
     };
     let item = scalar(f, inner, &r, constants, json, true)?;
-    let literal_count = match inner.as_ref() {
-        FieldType::Literal(v) => v.len() as u32,
-        _ => MAX_LIST_ITEMS,
-    };
-    let (min, max) = match r.bounds.filter(|_| !r.words) {
-        Some((a, b)) => (a, b.min(MAX_LIST_ITEMS.max(a))),
-        None => (0, literal_count),
-    };
+    let (min, max) = list_bounds(inner, &r);
     let sep = if json { "," } else { ", " };
     let items = |min: u32| {
         Node::Seq(vec![
@@ -514,25 +520,33 @@ fn gbnf_escape(c: char, in_class: bool) -> String {
     }
 }
 
+/// A character class, `[a-z]` or `[^\n]`, in the syntax GBNF and regular
+/// expressions share; `escape(c, true)` escapes `c` inside a class.
+pub(super) fn class(
+    ranges: &[(char, char)],
+    negated: bool,
+    escape: impl Fn(char, bool) -> String,
+) -> String {
+    let body: String = ranges
+        .iter()
+        .map(|&(a, b)| {
+            if a == b {
+                escape(a, true)
+            } else {
+                format!("{}-{}", escape(a, true), escape(b, true))
+            }
+        })
+        .collect();
+    format!("[{}{body}]", if negated { "^" } else { "" })
+}
+
 fn gbnf(n: &Node) -> String {
     match n {
         Node::Lit(s) => format!(
             "\"{}\"",
             s.chars().map(|c| gbnf_escape(c, false)).collect::<String>()
         ),
-        Node::Class { ranges, negated } => {
-            let body: String = ranges
-                .iter()
-                .map(|&(a, b)| {
-                    if a == b {
-                        gbnf_escape(a, true)
-                    } else {
-                        format!("{}-{}", gbnf_escape(a, true), gbnf_escape(b, true))
-                    }
-                })
-                .collect();
-            format!("[{}{body}]", if *negated { "^" } else { "" })
-        }
+        Node::Class { ranges, negated } => class(ranges, *negated, gbnf_escape),
         Node::Seq(items) => format!("({})", items.iter().map(gbnf).collect::<Vec<_>>().join(" ")),
         Node::Alt(items) => format!(
             "({})",

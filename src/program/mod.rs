@@ -5,6 +5,7 @@
 pub mod adapter;
 pub mod check;
 pub mod grammar;
+pub mod json_schema;
 pub mod knn;
 pub mod parse;
 pub mod run;

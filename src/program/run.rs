@@ -137,6 +137,9 @@ pub async fn run_program_with(
             .then(|| super::grammar::compile(spec.adapter, p, constants).ok())
             .flatten()
             .map(|g| g.to_gbnf());
+        let json_schema = (spec.constrained && spec.adapter == super::spec::AdapterKind::Json)
+            .then(|| super::json_schema::answer_schema(p, constants).ok())
+            .flatten();
         let mut ctx = ctx.clone();
         ctx.predictor = Some(p.name.clone());
         let mut failures = Vec::new();
@@ -151,6 +154,7 @@ pub async fn run_program_with(
             };
             req.params.stop = rendered.stop.clone();
             req.params.grammar = grammar.clone();
+            req.params.json_schema = json_schema.clone();
             if let Some(t) = options.temperature {
                 req.params.temperature = t;
             }

@@ -125,7 +125,10 @@ fn optimize_auto_select_on_a_large_trainset_runs_the_recommended_chain_step_by_s
             let task = r["task_description"].as_str().unwrap_or("").to_string();
             let name = r["expected_name"].as_str().unwrap_or("").to_string();
             r["task_description"] = format!("{task} (second request)").into();
-            let path = r["expected_taxonomy_path"].as_str().unwrap_or("").to_string();
+            let path = r["expected_taxonomy_path"]
+                .as_str()
+                .unwrap_or("")
+                .to_string();
             r["expected_name"] = format!("{name}-again").into();
             r["expected_taxonomy_path"] = format!("{path}-again").into();
             r

@@ -52,6 +52,8 @@ enum Fault {
     Blocked,
     /// 200 whose Content-Length promises more bytes than are sent (raw server only).
     Truncated,
+    /// 400 whose message names a request field the server does not take.
+    Refuses(&'static str),
 }
 
 /// One request as the server received it.
@@ -250,6 +252,11 @@ async fn handle(
             json_response(StatusCode::OK, success_body(&path, s.label, n))
         }
         Fault::Malformed => json_response(StatusCode::OK, "{not json".into()),
+        Fault::Refuses(field) => json_response(
+            StatusCode::BAD_REQUEST,
+            json!({"error": {"message": format!("Unrecognized request argument supplied: {field}")}})
+                .to_string(),
+        ),
         Fault::Blocked => json_response(
             StatusCode::OK,
             json!({"promptFeedback": {"blockReason": "SAFETY"}, "usageMetadata": {"promptTokenCount": 9}})
@@ -1150,4 +1157,79 @@ async fn the_budget_refuses_the_third_uncached_call_before_the_server() {
         rows.iter().map(|r| r.cache_hit).collect::<Vec<_>>(),
         vec![0, 0, 1, 0]
     );
+}
+
+/// A request carrying both constraints, as the JSON adapter's do.
+fn constrained(text: &str) -> LmRequest {
+    let mut r = user(text);
+    r.params.grammar = Some("root ::= \"{}\"\n".into());
+    r.params.json_schema = Some(
+        json!({"type": "object", "properties": {}, "required": [], "additionalProperties": false}),
+    );
+    r
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_json_schema_goes_as_response_format_in_chat_and_as_json_schema_in_completion() {
+    for (mode, key) in [
+        (Mode::Chat, "response_format"),
+        (Mode::Completion, "json_schema"),
+    ] {
+        let server = FakeServer::start("openai", vec![], Fault::Ok).await;
+        let client = openai(&server, "task", mode, retry(0, 5));
+        call(&client, &constrained("q")).await.expect("answered");
+        let body = &server.seen()[0].body;
+        assert!(body.get(key).is_some(), "{mode:?}: no `{key}` in {body}");
+        assert!(
+            body.get("grammar").is_none(),
+            "{mode:?}: llama-server refuses a request with both"
+        );
+        if mode == Mode::Chat {
+            assert_eq!(body["response_format"]["type"], "json_schema");
+            assert_eq!(body["response_format"]["json_schema"]["strict"], true);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_constraint_falls_back_to_the_next_kind_and_is_not_sent_again() {
+    // Refuses the schema, then the grammar: the same call ends unconstrained,
+    // and the next call goes unconstrained at once.
+    let server = FakeServer::start(
+        "openai",
+        vec![Fault::Refuses("response_format"), Fault::Refuses("grammar")],
+        Fault::Ok,
+    )
+    .await;
+    let client = openai(&server, "task", Mode::Chat, retry(0, 5));
+    call(&client, &constrained("first"))
+        .await
+        .expect("answered after two refusals");
+    call(&client, &constrained("second"))
+        .await
+        .expect("answered");
+    let seen = server.seen();
+    let sent = |i: usize| -> (bool, bool) {
+        (
+            seen[i].body.get("response_format").is_some(),
+            seen[i].body.get("grammar").is_some(),
+        )
+    };
+    assert_eq!(
+        seen.len(),
+        4,
+        "3 tries for the first call, 1 for the second"
+    );
+    assert_eq!(sent(0), (true, false), "schema first");
+    assert_eq!(sent(1), (false, true), "then the grammar");
+    assert_eq!(sent(2), (false, false), "then neither");
+    assert_eq!(sent(3), (false, false), "refused kinds are not sent again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_400_that_names_no_constraint_is_an_error_not_a_fallback() {
+    let server = FakeServer::start("openai", vec![], Fault::Status(400, None)).await;
+    let client = openai(&server, "task", Mode::Chat, retry(0, 5));
+    assert!(call(&client, &constrained("q")).await.is_err());
+    assert_eq!(server.hits(), 1);
 }
