@@ -384,6 +384,7 @@ def main():
 
             chat = dspy.ChatAdapter(use_json_adapter_fallback=False)
             dspy.configure(adapter=chat)
+            json_fallback = False  # as recorded below
             budget = {"max_metric_calls": a.max_metric_calls} if a.max_metric_calls else {"auto": "light"}
             opt = dspy.GEPA(
                 metric=gepa_metric,
@@ -405,9 +406,14 @@ def main():
             # endpoint, sampled at 0.7, the same temperature as its first
             # proposals (init_temperature), and a ChatAdapter that does not
             # fall back to the JSONAdapter (whose response_format the server's
-            # text-completion client refuses).
+            # text-completion client refuses). With --json-adapter-fallback
+            # (the dspy-jsonfb-miprov2 variant) the adapter stays DSPy's
+            # default, whose fallback asks the chat-mode proposer for JSON
+            # with a response_format that llama-server enforces.
             prompt_lm = server_lm(model_type="chat", temperature=0.7, max_tokens=160)
-            dspy.configure(adapter=dspy.ChatAdapter(use_json_adapter_fallback=False))
+            if not a.json_adapter_fallback:
+                dspy.configure(adapter=dspy.ChatAdapter(use_json_adapter_fallback=False))
+            json_fallback = a.json_adapter_fallback  # as recorded below
             opt = dspy.MIPROv2(
                 metric=metric,
                 prompt_model=prompt_lm,

@@ -30,8 +30,9 @@
 #   dspy-OPT               bench/dspy_quality.py --optimizer OPT (bootstrap, miprov2, gepa,
 #                          knn = KNNFewShot with a BM25 vectorizer, knn-labeled)
 #   dspy-nostop-bootstrap  DSPy without a stop sequence (its default)
-#   dspy-jsonfb-OPT        completion mode with the ChatAdapter's JSONAdapter fallback on (DSPy's
-#                          default; there it only adds LiteLLM's retry backoff, bench/dspy_quality.py)
+#   dspy-jsonfb-OPT        the ChatAdapter's JSONAdapter fallback on (DSPy's default) where the
+#                          default runs turn it off: the task LM in completion mode (there it only
+#                          adds LiteLLM's retry backoff) and MIPROv2's adapter in both modes
 # Every optimize/DSPy cell also reports the zero-shot score on the test split
 # (its baseline); DSPy's zero-shot is that baseline.
 #
@@ -294,11 +295,12 @@ EOF
 done
 SPECS=$RUN_DIR/specs
 mkdir -p "$SPECS"
-cp "$BASE_SPEC" "$SPECS/completion.yaml"
-sed 's/^adapter: completion$/adapter: chat/' "$BASE_SPEC" > "$SPECS/chat.yaml"
+# The bundled spec's own `constrained` line is dropped: a variant is
+# unconstrained unless it ends in -c.
+grep -v '^constrained:' "$BASE_SPEC" > "$SPECS/completion.yaml"
+sed 's/^adapter: completion$/adapter: chat/' "$SPECS/completion.yaml" > "$SPECS/chat.yaml"
 grep -q '^adapter: chat$' "$SPECS/chat.yaml"
 for m in completion chat; do
-  ! grep -q '^constrained:' "$SPECS/$m.yaml" || die "$BASE_SPEC already sets constrained"
   { cat "$SPECS/$m.yaml"; printf '\n# bench/quality_vs_dspy.sh: the -c variants\nconstrained: true\n'; } > "$SPECS/$m-c.yaml"
 done
 cp "$SPECS/completion.yaml" "$SPECS/local.yaml"; cp "$SPECS/completion-c.yaml" "$SPECS/local-c.yaml"
