@@ -348,9 +348,18 @@ fn render_chat(
         role: "user".into(),
         content: user(inputs),
     });
+    // The answer is complete at the end marker. Without a stop there, a base
+    // model writes on (a new user turn, another answer) to the token limit:
+    // in the chat-mode runs of bench/quality_vs_dspy.sh every call did, which
+    // doubled their time. The parser ends the last field at the end of the
+    // text, so the marker itself is not needed.
     Rendered {
         prompt: Prompt::Chat(messages),
-        stop: Vec::new(),
+        stop: if json {
+            Vec::new()
+        } else {
+            vec![marker("completed")]
+        },
     }
 }
 

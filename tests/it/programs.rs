@@ -95,6 +95,7 @@ fn chat_rendering_snapshot() {
         "[[ ## taxonomy_path ## ]]\nrust/serde-derive\n\n[[ ## name ## ]]\nserde-derive"
     ));
     assert!(m[2].content.ends_with("[[ ## completed ## ]]"));
+    assert_eq!(r.stop, vec!["[[ ## completed ## ]]".to_string()]);
 }
 
 #[test]
@@ -102,6 +103,8 @@ fn json_rendering_snapshot() {
     let spec = with_demo(AdapterKind::Json);
     let r = adapter::render(spec.adapter, &spec.predictors[0], &constants(), &input());
     let Prompt::Chat(m) = &r.prompt else { panic!() };
+    // A JSON answer ends with its object; there is no end marker to stop at.
+    assert!(r.stop.is_empty(), "{:?}", r.stop);
     assert!(m[0].content.contains("Answer with one JSON object with the keys \"taxonomy_path\", \"name\", \"skill_style\", \"subdirectories\", \"keywords\", \"description\""));
     let demo_answer: Value = serde_json::from_str(&m[2].content).unwrap();
     assert_eq!(demo_answer["keywords"], json!(["serde", "derive", "rust"]));
@@ -162,6 +165,18 @@ fn chat_and_json_parsing() {
     let chat = "[[ ## taxonomy_path ## ]]\nrust/tokio-select\n\n[[ ## name ## ]]\ntokio-select\n\n[[ ## skill_style ## ]]\nminimal\n\n[[ ## subdirectories ## ]]\n[\"examples\"]\n\n[[ ## keywords ## ]]\ntokio, select, async\n\n[[ ## description ## ]]\nUse when racing futures.\n\n[[ ## completed ## ]]";
     let out = adapter::parse(AdapterKind::Chat, p, chat).unwrap();
     assert_eq!(out["subdirectories"], json!(["examples"]));
+    // Cut by the stop at the end marker (the server leaves the marker out):
+    // the last field ends with the text.
+    let stopped = chat.trim_end_matches("[[ ## completed ## ]]");
+    assert_ne!(stopped, chat);
+    assert_eq!(
+        adapter::parse(AdapterKind::Chat, p, stopped),
+        Ok(out.clone())
+    );
+    // What a base model writes when nothing stops it: another turn after the
+    // marker, which must not change the answer.
+    let ran_on = format!("{chat}]<|im_end|>\n<|im_start|>user\n[[ ## task_description ## ]]\nCreate a skill\n\n[[ ## name ## ]]\nother");
+    assert_eq!(adapter::parse(AdapterKind::Chat, p, &ran_on), Ok(out));
     assert_eq!(
         adapter::parse(AdapterKind::Chat, p, "[[ ## name ## ]]\nx"),
         Err(ParseError::Missing("taxonomy_path".into()))
