@@ -408,8 +408,10 @@ def main():
             # fall back to the JSONAdapter (whose response_format the server's
             # text-completion client refuses). With --json-adapter-fallback
             # (the dspy-jsonfb-miprov2 variant) the adapter stays DSPy's
-            # default, whose fallback asks the chat-mode proposer for JSON
-            # with a response_format that llama-server enforces.
+            # default: on a parse failure the chat-mode proposer is asked
+            # again for JSON. DSPy 3.4.1 sends this model no response_format
+            # (LiteLLM lists none among its supported params), so nothing
+            # holds the answer to the format but the prompt.
             prompt_lm = server_lm(model_type="chat", temperature=0.7, max_tokens=160)
             if not a.json_adapter_fallback:
                 dspy.configure(adapter=dspy.ChatAdapter(use_json_adapter_fallback=False))

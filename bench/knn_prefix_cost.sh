@@ -24,11 +24,11 @@ OUT=${OUT:-bench/out/knn_prefix}
 SEEDS=${SEEDS:-1 2 3}
 PROGRAM=config/programs/skill_understanding.yaml
 mkdir -p "$OUT"
+sf() { "$BIN" --db "$db" --json "$@"; }  # on the seed's database ($db, set below)
 echo "# $(date -u +%FT%TZ) bash bench/knn_prefix_cost.sh (SEEDS=\"$SEEDS\") at $(git rev-parse --short HEAD)" >"$OUT/results.jsonl"
 for seed in $SEEDS; do
   db="$OUT/s$seed.db"
   rm -f "$db" "$db-wal" "$db-shm"
-  sf() { "$BIN" --db "$db" --json "$@"; }
   sf trainset import config/training/trainset.json --name skills >/dev/null
   sf trainset split skills --seed "$seed" >/dev/null
   echo "== seed $seed: versions" >&2
