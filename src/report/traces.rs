@@ -31,8 +31,10 @@ impl TraceFormat {
     }
 }
 
-/// The CSV columns, in [`StoredTrace`] field order.
-pub const CSV_HEADER: [&str; 19] = [
+/// The CSV columns: [`StoredTrace`]'s fields, `selected_demos` last (added
+/// after the others, so existing column positions hold). It is the JSON
+/// array of the demos a KNN version picked for the call, empty otherwise.
+pub const CSV_HEADER: [&str; 20] = [
     "id",
     "at",
     "run_id",
@@ -52,6 +54,7 @@ pub const CSV_HEADER: [&str; 19] = [
     "error",
     "request_json",
     "response_text",
+    "selected_demos",
 ];
 
 /// Turns `--since` into the stored timestamp format (RFC 3339 UTC with
@@ -217,6 +220,7 @@ pub fn export_traces<W: Write>(
                     c.error.as_deref().unwrap_or(""),
                     &c.request_json,
                     c.response_text.as_deref().unwrap_or(""),
+                    row.selected_demos.as_deref().unwrap_or(""),
                 ])
                 .map_err(e)
             })?;
@@ -260,6 +264,8 @@ mod tests {
                 ),
                 response_text: Some(format!("line1\nline2 {i}")),
                 error: (i == 2).then(|| "401 at https://h/v1?key=AIzaSecretSecretSecret".into()),
+                selected_demos: (i == 0)
+                    .then(|| r#"[{"pool":3,"example_id":17,"score":2.5}]"#.into()),
                 ..Default::default()
             })
             .collect();
@@ -318,5 +324,10 @@ mod tests {
         assert!(recs.iter().all(|x| &x[2] == "1"));
         assert_eq!(&recs[0][18], "line1\nline2 0");
         assert!(!recs[0][17].contains("sk-live"));
+        // The KNN demos the first call got, as JSON; none on the other.
+        assert_eq!(&r.headers().unwrap()[19], "selected_demos");
+        let demos: serde_json::Value = serde_json::from_str(&recs[0][19]).unwrap();
+        assert_eq!(demos[0]["example_id"], 17);
+        assert_eq!(&recs[1][19], "");
     }
 }

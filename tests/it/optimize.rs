@@ -327,30 +327,7 @@ fn knn_optimizer_traces_the_demos_each_input_got() {
     );
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("t.db");
-    let ts = small_trainset(dir.path(), 8);
-    cli_ok(&db, &["trainset", "import", &ts, "--name", "small"]);
-    let out = cli_ok(
-        &db,
-        &[
-            "--json",
-            "optimize",
-            "--trainset",
-            "small",
-            "--optimizer",
-            "knn",
-            "--max-labeled-demos",
-            "2",
-            "--train-frac",
-            "0.5",
-            "--val-frac",
-            "0.5",
-            "--threads",
-            "2",
-        ],
-    );
-    let report: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(report["status"], "completed", "{report}");
-    let run = report["run_id"].as_i64().unwrap();
+    let run = optimize_knn_on_small_trainset(dir.path(), &db, &[]);
     let part = |p: &str| -> BTreeSet<i64> {
         q(
             &db,
@@ -431,4 +408,74 @@ fn knn_optimizer_traces_the_demos_each_input_got() {
     );
     assert_eq!(predicted.len(), 2, "{predicted:?}");
     assert!(predicted.iter().all(|t| t["selected_demos"].is_string()));
+}
+
+/// `--retriever embedding` through the binary with the real model: the
+/// version records the retriever, and each input's demos are ranked by the
+/// cosine of the model's embeddings (scores in [-1, 1], nearest first), not
+/// by BM25 (whose scores are unbounded sums).
+#[test]
+fn knn_optimizer_with_embedding_retriever_ranks_demos_by_cosine() {
+    assert!(
+        model_path().is_some(),
+        "model missing: run `bash scripts/setup.sh`"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    let run = optimize_knn_on_small_trainset(dir.path(), &db, &["--retriever", "embedding"]);
+    let traces = q(
+        &db,
+        &format!(
+            "SELECT t.selected_demos, c.spec_json FROM traces t JOIN candidates c ON c.id = t.candidate_id \
+             WHERE t.run_id = {run} AND c.origin LIKE 'knn%' ORDER BY t.id"
+        ),
+    );
+    assert!(!traces.is_empty(), "no KNN calls traced");
+    let spec: Value = serde_json::from_str(traces[0]["spec_json"].as_str().unwrap()).unwrap();
+    assert_eq!(spec["demo_selection"]["knn"]["retriever"], "embedding");
+    for t in &traces {
+        let chosen: Vec<Value> =
+            serde_json::from_str(t["selected_demos"].as_str().expect("demos traced")).unwrap();
+        assert_eq!(chosen.len(), 2, "{chosen:?}");
+        let scores: Vec<f64> = chosen
+            .iter()
+            .map(|c| c["score"].as_f64().unwrap())
+            .collect();
+        assert!(
+            scores.iter().all(|s| (-1.0001..=1.0001).contains(s)),
+            "not cosines: {scores:?}"
+        );
+        assert!(scores[0] >= scores[1], "not nearest first: {scores:?}");
+    }
+}
+
+/// Imports 8 bundled examples into `db` and runs `optimize --optimizer knn`
+/// on them with 2 demos per input (plus `extra` flags); returns the run id.
+fn optimize_knn_on_small_trainset(
+    dir: &std::path::Path,
+    db: &std::path::Path,
+    extra: &[&str],
+) -> i64 {
+    let ts = small_trainset(dir, 8);
+    cli_ok(db, &["trainset", "import", &ts, "--name", "small"]);
+    let mut args = vec![
+        "--json",
+        "optimize",
+        "--trainset",
+        "small",
+        "--optimizer",
+        "knn",
+        "--max-labeled-demos",
+        "2",
+        "--train-frac",
+        "0.5",
+        "--val-frac",
+        "0.5",
+        "--threads",
+        "2",
+    ];
+    args.extend_from_slice(extra);
+    let report: Value = serde_json::from_str(&cli_ok(db, &args)).unwrap();
+    assert_eq!(report["status"], "completed", "{report}");
+    report["run_id"].as_i64().unwrap()
 }

@@ -497,7 +497,9 @@ fn trace_export_writes_every_trace_of_a_run_without_secrets() {
         ],
     );
     let mut rd = csv::Reader::from_path(&csv_path).unwrap();
-    assert_eq!(rd.headers().unwrap().len(), 19);
+    let header = rd.headers().unwrap().clone();
+    assert_eq!(header.len(), 20);
+    assert_eq!(&header[19], "selected_demos");
     assert_eq!(rd.records().count() as u64, n_all);
     assert!(!std::fs::read_to_string(&csv_path).unwrap().contains(SECRET));
 
