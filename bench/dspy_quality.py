@@ -194,6 +194,9 @@ def main():
     ap.add_argument("--max-tokens", type=int, default=256)
     ap.add_argument("--json-adapter-fallback", action="store_true",
                     help="text-completion mode: keep the ChatAdapter's JSONAdapter fallback (DSPy's default)")
+    ap.add_argument("--prompt-max-tokens", type=int, default=160,
+                    help="MIPROv2's proposer LM (prompt_model): new tokens per call; 160 is our prompt role's limit, "
+                         "more is what DSPy's 'LM response was truncated; increase max_tokens' warning asks for")
     ap.add_argument("--trainset", default=TRAINSET, help="the trainset file our side imported (split indexes refer to it)")
     ap.add_argument("--max-metric-calls", type=int, help="GEPA budget instead of auto=light (for smoke tests)")
     ap.add_argument(
@@ -412,7 +415,7 @@ def main():
             # again for JSON. DSPy 3.4.1 sends this model no response_format
             # (LiteLLM lists none among its supported params), so nothing
             # holds the answer to the format but the prompt.
-            prompt_lm = server_lm(model_type="chat", temperature=0.7, max_tokens=160)
+            prompt_lm = server_lm(model_type="chat", temperature=0.7, max_tokens=a.prompt_max_tokens)
             if not a.json_adapter_fallback:
                 dspy.configure(adapter=dspy.ChatAdapter(use_json_adapter_fallback=False))
             json_fallback = a.json_adapter_fallback  # as recorded below
@@ -451,6 +454,7 @@ def main():
         "n_test": len(test),
         "mode": a.mode,
         "max_tokens": a.max_tokens,
+        "prompt_max_tokens": a.prompt_max_tokens if a.optimizer == "miprov2" else None,
         "stop": stop,
         "json_adapter_fallback": json_fallback,
         "baseline_test": base_test,

@@ -35,6 +35,8 @@ def label(variant):
     rest = rest[:-2] if c else rest
     jsonfb = rest.startswith("jsonfb-")
     rest = rest[len("jsonfb-"):] if jsonfb else rest
+    longprop = rest.startswith("longprop-")
+    rest = rest[len("longprop-"):] if longprop else rest
     names = {"zeroshot": "zero-shot", "bootstrap": "BootstrapFewShot", "miprov2": "MIPROv2 light", "gepa": "GEPA light",
              "knn": "KNN (BM25, k=4)", "knn-labeled": "KNN, labeled demos only (BM25, k=4)",
              "nostop-bootstrap": "BootstrapFewShot, no stop sequence"}
@@ -42,7 +44,8 @@ def label(variant):
         names = dict(names, knn="KNNFewShot (BM25 vectorizer, k=4)", **{"knn-labeled": "KNNFewShot, labeled only (BM25, k=4)"})
     opt = " → ".join(names.get(s, s) for s in rest.split("+")) if "+" in rest else names.get(rest, rest)
     who = "skill-fleet" if side == "ours" else "DSPy" if side == "dspy" else side
-    return f"{who}: {opt}" + (", constrained" if c else "") + (", JSONAdapter fallback on" if jsonfb else "")
+    return f"{who}: {opt}" + (", constrained" if c else "") + (", JSONAdapter fallback on" if jsonfb else "") + (
+        ", proposer 1024 tokens" if longprop else "")
 
 
 def stats(xs, fmt, sd_fmt=None, interval=True):

@@ -33,6 +33,9 @@
 #   dspy-jsonfb-OPT        the ChatAdapter's JSONAdapter fallback on (DSPy's default) where the
 #                          default runs turn it off: the task LM in completion mode (there it only
 #                          adds LiteLLM's retry backoff) and MIPROv2's adapter in both modes
+#   dspy-longprop-miprov2  MIPROv2's proposer LM with 1024 new tokens instead of 160 (our prompt
+#                          role's limit): what DSPy's "LM response was truncated; increase
+#                          max_tokens" warning asks for when the proposal fails
 # Every optimize/DSPy cell also reports the zero-shot score on the test split
 # (its baseline); DSPy's zero-shot is that baseline.
 #
@@ -398,8 +401,10 @@ run_cell() { # seed mode variant
       [ $constrained = 0 ] || die "$cell: DSPy has no constrained variant"
       [ "$mode" != local ] || die "$cell: DSPy runs against the server only"
       local extra=()
-      if [[ $rest == nostop-* ]]; then extra=(--no-stop); rest=${rest#nostop-}; fi
-      if [[ $rest == jsonfb-* ]]; then extra=(--json-adapter-fallback); rest=${rest#jsonfb-}; fi
+      # Prefixes combine, in this order (dspy-jsonfb-longprop-miprov2).
+      if [[ $rest == nostop-* ]]; then extra+=(--no-stop); rest=${rest#nostop-}; fi
+      if [[ $rest == jsonfb-* ]]; then extra+=(--json-adapter-fallback); rest=${rest#jsonfb-}; fi
+      if [[ $rest == longprop-* ]]; then extra+=(--prompt-max-tokens 1024); rest=${rest#longprop-}; fi
       opt=$rest
       cmd=("$PY" bench/dspy_quality.py --optimizer "$opt" --seed "$seed" --split "$work/split.json" --port "$PORT"
         --mode "$mode" --out "$work/raw.json" --cache-dir "$work/dspy_cache" --predictions-dir "$work/pred"
