@@ -36,11 +36,31 @@ async fn few_shot_completion_names_the_capital() {
     assert_eq!(m.provider(), "local");
 }
 
+/// Greedy decoding one request at a time is reproducible: the same long
+/// answer, token for token, twice. (Batched decoding is not: see the next test.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_batched_requests_match_sequential_ones() {
+async fn greedy_answers_repeat_exactly_one_request_at_a_time() {
+    let m = model();
+    let mut r = req("Once upon a time", 48);
+    r.params.stop.clear();
+    let first = m.generate(&r).await.unwrap();
+    let second = m.generate(&r).await.unwrap();
+    assert!(first.completion_tokens >= 32, "{first:?}");
+    assert_eq!(first.text(), second.text());
+}
+
+/// Concurrent requests share llama.cpp decodes and each still gets the answer to
+/// its own prompt. The text is not guaranteed to equal a sequential run's: which
+/// sequences share a decode changes the floating-point sums, and with them, at
+/// times, a token. `bench/batch_determinism.sh` measured it on the bundled task
+/// (2026-11-30, seed 1's 27 test answers): two sequential evaluations agreed on
+/// every answer; three evaluations in batches of 4 each differed from them in
+/// 21-23 answers and from each other in 4-12. Short answers like these agree.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_batched_requests_each_answer_their_own_prompt() {
     let m = model();
     // Same few-shot prefix, different last country: batched with prefix reuse.
-    let prompts: Vec<String> = ["France", "Japan", "Egypt", "Canada"]
+    let prompts: Vec<String> = ["France", "Japan"]
         .iter()
         .map(|c| {
             FEW_SHOT.replace(
@@ -49,27 +69,23 @@ async fn concurrent_batched_requests_match_sequential_ones() {
             )
         })
         .collect();
-    let mut sequential = Vec::new();
-    for p in &prompts {
-        sequential.push(m.generate(&req(p, 6)).await.unwrap().text().to_string());
-    }
     let handles: Vec<_> = prompts
         .iter()
+        .chain(prompts.iter())
         .map(|p| {
             let m = m.clone();
             let r = req(p, 6);
             tokio::spawn(async move { m.generate(&r).await })
         })
         .collect();
-    let mut concurrent = Vec::new();
+    let mut answers = Vec::new();
     for h in handles {
-        concurrent.push(h.await.unwrap().unwrap().text().to_string());
+        answers.push(h.await.unwrap().unwrap().text().to_string());
     }
-    assert_eq!(concurrent, sequential);
-    assert!(
-        sequential[0].contains("Paris") && sequential[1].contains("Tokyo"),
-        "{sequential:?}"
-    );
+    for (i, answer) in answers.iter().enumerate() {
+        let capital = if i % 2 == 0 { "Paris" } else { "Tokyo" };
+        assert!(answer.contains(capital), "answer {i}: {answers:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
