@@ -19,34 +19,21 @@ Usage: python3 bench/quality_goal.py bench/out/quality/RUN_ID
 
 import glob
 import json
-import math
 import os
 import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
-from quality_summary import MODES, T95, label  # noqa: E402
+from quality_summary import MODES, label, stats  # noqa: E402
 
 MIN_TEST = 0.70
 MIN_MARGIN = 0.15
 MAX_WALL_RATIO = 0.5
 
 
-def mean_sd_interval(xs):
-    m = statistics.mean(xs)
-    if len(xs) < 2:
-        return m, None, None
-    sd = statistics.stdev(xs)
-    h = T95.get(len(xs) - 1, 1.96) * sd / math.sqrt(len(xs))
-    return m, sd, (m - h, m + h)
-
-
 def fmt(xs, digits=3, sign=False):
-    m, sd, iv = mean_sd_interval(xs)
-    f = f"{{:{'+' if sign else ''}.{digits}f}}"
-    if sd is None:
-        return f.format(m)
-    return f"{f.format(m)} ± {sd:.{digits}f} [{f.format(iv[0])}, {f.format(iv[1])}]"
+    """Mean ± sd [95% t interval], as the summary prints it (quality_summary.stats)."""
+    return stats(xs, lambda x: f"{x:{'+' if sign else ''}.{digits}f}", lambda x: f"{x:.{digits}f}")
 
 
 def best(cells, seeds, side):
