@@ -126,7 +126,9 @@ def main():
                "tokens (provider) | wall s | note |\n| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |")
     for c in sorted(cells, key=lambda c: (c["seed"], order.get(f"{c['mode']}/{c['variant']}", 999))):
         o = "failed" if c.get("optimized_test") is None else f"{c['optimized_test']:.3f}"
-        note = (c.get("error") or "")[:160]
+        # One line, in a code span: an error can hold newlines, pipes and chat-template tags.
+        err = " ".join((c.get("error") or "").split())[:140].replace("`", "'").replace("|", "\\|")
+        note = f"`{err}`" if err else ""
         if c.get("constrained") and "calls_with_grammar" in c:
             note = (note + f" grammar on {c['calls_with_grammar']} of {c['lm_calls']} calls").strip()
         out.append(f"| {c['cell']} | {c['session']} | {c['started']} | {c['ended']} | {c['baseline_test']:.3f} | {o} | "
@@ -144,8 +146,9 @@ def main():
                        + (f"{end['time']}, {end['status']}" if end else "no end recorded (killed)")
                        + f"; {len(ran)} cell(s) finished" + (f": {', '.join(ran)}" if ran else ""))
     idn = cfg["identity"]
-    out.append(f"\nServer: `{idn['server_command']}` (the port is picked per session); DSPy and scikit-learn "
-               f"{idn['dspy_sklearn_versions']}. Each cell: a fresh database (ours) or a fresh database and disk cache "
+    versions = str(idn["dspy_sklearn_versions"]).split()
+    versions = f"DSPy {versions[0]}, scikit-learn {versions[1]}" if len(versions) == 2 else f"DSPy and scikit-learn {versions}"
+    out.append(f"\nServer: `{idn['server_command']}` (the port is picked per session); {versions}. Each cell: a fresh database (ours) or a fresh database and disk cache "
                f"(DSPy), split with the seed (checked equal across the seed's cells).")
     md = "\n".join(out)
     print(md)

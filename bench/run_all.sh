@@ -13,7 +13,7 @@
 #
 # Part D by default runs one seed of BootstrapFewShot on both sides, in both
 # modes (a new run of bench/quality_vs_dspy.sh in bench/out/quality/RUN_ID);
-# the full table of part D (3 seeds, every variant, about 7 hours) is
+# the full table of part D (3 seeds, every variant, about 5.5 hours of cells) is
 # bench/quality_vs_dspy.sh on its own, resumable:
 #   D_SEEDS="1 2 3" D_VARIANTS="" bash bench/run_all.sh   # (empty D_VARIANTS: the script's default list)
 #   D_RESUME=RUN_ID BENCH_ONLY=D bash bench/run_all.sh      # continue an interrupted part D run
