@@ -32,7 +32,7 @@ use skill_fleet::lm::scripted::ScriptedModel;
 use skill_fleet::lm::trace::TraceSink;
 use skill_fleet::lm::LmRequest;
 use skill_fleet::optimize::session::row_from_score;
-use skill_fleet::program::{adapter, run_program, ProgramSpec};
+use skill_fleet::program::{adapter, grammar, run_program, ProgramSpec};
 use skill_fleet::store::{EvalKind, NewRun, RunKind, Split, Store, Write, Writer};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -178,6 +178,15 @@ fn main() {
         rollout_id: None,
     };
     req.params.stop = rendered.stop.clone();
+    // The bundled program is `constrained: true`: its calls carry the grammar
+    // compiled from the signature, which is part of the cache key. Without it
+    // this request would not be the one `run_program` sends.
+    req.params.grammar = spec
+        .constrained
+        .then(|| grammar::compile(spec.adapter, &spec.predictors[0], &constants))
+        .transpose()
+        .unwrap()
+        .map(|g| g.to_gbnf());
 
     let result = rt.block_on(async {
         // 1. Memory LRU hit, no persistence.

@@ -108,6 +108,9 @@ pub async fn run_program_with(
         cache_hits: 0,
     };
     for p in &spec.predictors {
+        // Per-input demos change nothing the grammar depends on: the grammar
+        // is compiled from, and kept on, the spec's own predictor.
+        let own = p;
         let with_chosen;
         let p = if chosen.is_empty() {
             p
@@ -134,9 +137,15 @@ pub async fn run_program_with(
         // Patterns were checked when the spec was loaded.
         let grammar = spec
             .constrained
-            .then(|| super::grammar::compile(spec.adapter, p, constants).ok())
-            .flatten()
-            .map(|g| g.to_gbnf());
+            .then(|| {
+                own.compiled_grammar
+                    .get_or_compile(spec.adapter, constants, || {
+                        super::grammar::compile(spec.adapter, own, constants)
+                            .ok()
+                            .map(|g| g.to_gbnf())
+                    })
+            })
+            .flatten();
         let json_schema = (spec.constrained && spec.adapter == super::spec::AdapterKind::Json)
             .then(|| super::json_schema::answer_schema(p, constants).ok())
             .flatten();

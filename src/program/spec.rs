@@ -48,6 +48,75 @@ pub struct PredictorSpec {
     /// Outputs used when every attempt fails validation (the original's phase fallback).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fallback: Option<Map<String, Value>>,
+    /// The grammar of this predictor's answer, once a constrained run has
+    /// compiled it (not part of the spec).
+    #[serde(skip)]
+    pub compiled_grammar: CompiledGrammar,
+}
+
+/// A predictor's answer grammar (GBNF), compiled on its first constrained
+/// call and kept for the next ones: compiling the bundled program's on every
+/// call more than doubled a cached program run (docs/benchmarks.md, part B),
+/// and an evaluation runs the same predictor on every example. It is kept for the
+/// adapter and constants it was compiled with and compiled afresh for others.
+/// A clone starts empty, since a clone's fields may then be changed; two
+/// specs compare equal whatever their caches hold.
+#[derive(Default)]
+pub struct CompiledGrammar(std::sync::OnceLock<(AdapterKind, u64, Option<String>)>);
+
+impl CompiledGrammar {
+    /// The GBNF for `kind` and `constants`: the kept one when it was compiled
+    /// for them, else `compile()`'s (kept if nothing is kept yet).
+    pub fn get_or_compile(
+        &self,
+        kind: AdapterKind,
+        constants: &Map<String, Value>,
+        compile: impl FnOnce() -> Option<String>,
+    ) -> Option<String> {
+        let key = constants_fingerprint(constants);
+        if let Some((k, c, g)) = self.0.get() {
+            if *k == kind && *c == key {
+                return g.clone();
+            }
+            return compile();
+        }
+        let g = compile();
+        let _ = self.0.set((kind, key, g.clone()));
+        g
+    }
+}
+
+/// A hash of the constants' canonical JSON (a few category names for the
+/// bundled program: about a microsecond).
+fn constants_fingerprint(constants: &Map<String, Value>) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    serde_json::to_string(constants)
+        .unwrap_or_default()
+        .hash(&mut h);
+    h.finish()
+}
+
+impl Clone for CompiledGrammar {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl PartialEq for CompiledGrammar {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for CompiledGrammar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "CompiledGrammar(kept)"
+        } else {
+            "CompiledGrammar(empty)"
+        })
+    }
 }
 
 impl PredictorSpec {
@@ -244,5 +313,46 @@ impl ProgramSpec {
                 (k.clone(), v)
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn categories(names: &[&str]) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert("categories".into(), serde_json::json!(names));
+        m
+    }
+
+    #[test]
+    fn a_compiled_grammar_is_kept_for_its_adapter_and_constants_only_and_a_clone_starts_empty() {
+        let kept = CompiledGrammar::default();
+        let (a, b) = (categories(&["rust"]), categories(&["python"]));
+        let compiles = std::cell::Cell::new(0);
+        let compile = |text: &str| {
+            compiles.set(compiles.get() + 1);
+            Some(text.to_string())
+        };
+        let first = kept.get_or_compile(AdapterKind::Completion, &a, || compile("first"));
+        assert_eq!(first.as_deref(), Some("first"));
+        let again = kept.get_or_compile(AdapterKind::Completion, &a, || compile("second"));
+        assert_eq!(
+            again.as_deref(),
+            Some("first"),
+            "the kept grammar is reused"
+        );
+        assert_eq!(compiles.get(), 1);
+        let other_constants = kept.get_or_compile(AdapterKind::Completion, &b, || compile("b"));
+        assert_eq!(other_constants.as_deref(), Some("b"));
+        let other_adapter = kept.get_or_compile(AdapterKind::Json, &a, || compile("json"));
+        assert_eq!(other_adapter.as_deref(), Some("json"));
+        let still = kept.get_or_compile(AdapterKind::Completion, &a, || compile("third"));
+        assert_eq!(still.as_deref(), Some("first"));
+        let clone = kept.clone();
+        let fresh = clone.get_or_compile(AdapterKind::Completion, &a, || compile("clone"));
+        assert_eq!(fresh.as_deref(), Some("clone"), "a clone compiles afresh");
+        assert_eq!(compiles.get(), 4);
     }
 }
