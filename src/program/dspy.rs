@@ -161,7 +161,7 @@ pub fn import_dspy_json(origin: &str, text: &str) -> Result<ProgramSpec> {
             },
             demos,
             fallback: None,
-            compiled_grammar: Default::default(),
+            compiled_constraint: Default::default(),
         });
     }
     if predictors.is_empty() {

@@ -108,8 +108,8 @@ pub async fn run_program_with(
         cache_hits: 0,
     };
     for p in &spec.predictors {
-        // Per-input demos change nothing the grammar depends on: the grammar
-        // is compiled from, and kept on, the spec's own predictor.
+        // Per-input demos change nothing the constraint depends on: it is
+        // compiled from, and kept on, the spec's own predictor.
         let own = p;
         let with_chosen;
         let p = if chosen.is_empty() {
@@ -135,20 +135,22 @@ pub async fn run_program_with(
             .collect();
         let rendered = adapter::render(spec.adapter, p, constants, &p_inputs);
         // Patterns were checked when the spec was loaded.
-        let grammar = spec
-            .constrained
-            .then(|| {
-                own.compiled_grammar
-                    .get_or_compile(spec.adapter, constants, || {
-                        super::grammar::compile(spec.adapter, own, constants)
-                            .ok()
-                            .map(|g| g.to_gbnf())
-                    })
-            })
-            .flatten();
-        let json_schema = (spec.constrained && spec.adapter == super::spec::AdapterKind::Json)
-            .then(|| super::json_schema::answer_schema(p, constants).ok())
-            .flatten();
+        let super::spec::Constraint {
+            grammar,
+            json_schema,
+        } = if spec.constrained {
+            own.compiled_constraint
+                .get_or_compile(spec.adapter, constants, || super::spec::Constraint {
+                    grammar: super::grammar::compile(spec.adapter, own, constants)
+                        .ok()
+                        .map(|g| g.to_gbnf()),
+                    json_schema: (spec.adapter == super::spec::AdapterKind::Json)
+                        .then(|| super::json_schema::answer_schema(own, constants).ok())
+                        .flatten(),
+                })
+        } else {
+            super::spec::Constraint::default()
+        };
         let mut ctx = ctx.clone();
         ctx.predictor = Some(p.name.clone());
         let mut failures = Vec::new();

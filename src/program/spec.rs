@@ -48,41 +48,49 @@ pub struct PredictorSpec {
     /// Outputs used when every attempt fails validation (the original's phase fallback).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fallback: Option<Map<String, Value>>,
-    /// The grammar of this predictor's answer, once a constrained run has
-    /// compiled it (not part of the spec).
+    /// What holds this predictor's answer to its signature, once a
+    /// constrained run has compiled it (not part of the spec).
     #[serde(skip)]
-    pub compiled_grammar: CompiledGrammar,
+    pub compiled_constraint: CompiledConstraint,
 }
 
-/// A predictor's answer grammar (GBNF), compiled on its first constrained
-/// call and kept for the next ones: compiling the bundled program's on every
-/// call more than doubled a cached program run (docs/benchmarks.md, part B),
-/// and an evaluation runs the same predictor on every example. It is kept for the
-/// adapter and constants it was compiled with and compiled afresh for others.
-/// A clone starts empty, since a clone's fields may then be changed; two
-/// specs compare equal whatever their caches hold.
-#[derive(Default)]
-pub struct CompiledGrammar(std::sync::OnceLock<(AdapterKind, u64, Option<String>)>);
+/// What a constrained call sends with its prompt: the answer's grammar (GBNF)
+/// and, for the JSON adapter, its JSON schema.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Constraint {
+    pub grammar: Option<String>,
+    pub json_schema: Option<Value>,
+}
 
-impl CompiledGrammar {
-    /// The GBNF for `kind` and `constants`: the kept one when it was compiled
-    /// for them, else `compile()`'s (kept if nothing is kept yet).
+/// A predictor's [`Constraint`], compiled on its first constrained call and
+/// kept for the next ones: compiling the bundled program's grammar on every
+/// call more than doubled a cached program run (docs/benchmarks.md, part B),
+/// and an evaluation runs the same predictor on every example. It is kept for
+/// the adapter and constants it was compiled with and compiled afresh for
+/// others. A clone starts empty, since a clone's fields may then be changed;
+/// two specs compare equal whatever their caches hold.
+#[derive(Default)]
+pub struct CompiledConstraint(std::sync::OnceLock<(AdapterKind, u64, Constraint)>);
+
+impl CompiledConstraint {
+    /// The constraint for `kind` and `constants`: the kept one when it was
+    /// compiled for them, else `compile()`'s (kept if nothing is kept yet).
     pub fn get_or_compile(
         &self,
         kind: AdapterKind,
         constants: &Map<String, Value>,
-        compile: impl FnOnce() -> Option<String>,
-    ) -> Option<String> {
+        compile: impl FnOnce() -> Constraint,
+    ) -> Constraint {
         let key = constants_fingerprint(constants);
-        if let Some((k, c, g)) = self.0.get() {
+        if let Some((k, c, kept)) = self.0.get() {
             if *k == kind && *c == key {
-                return g.clone();
+                return kept.clone();
             }
             return compile();
         }
-        let g = compile();
-        let _ = self.0.set((kind, key, g.clone()));
-        g
+        let compiled = compile();
+        let _ = self.0.set((kind, key, compiled.clone()));
+        compiled
     }
 }
 
@@ -97,24 +105,24 @@ fn constants_fingerprint(constants: &Map<String, Value>) -> u64 {
     h.finish()
 }
 
-impl Clone for CompiledGrammar {
+impl Clone for CompiledConstraint {
     fn clone(&self) -> Self {
         Self::default()
     }
 }
 
-impl PartialEq for CompiledGrammar {
+impl PartialEq for CompiledConstraint {
     fn eq(&self, _: &Self) -> bool {
         true
     }
 }
 
-impl std::fmt::Debug for CompiledGrammar {
+impl std::fmt::Debug for CompiledConstraint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(if self.0.get().is_some() {
-            "CompiledGrammar(kept)"
+            "CompiledConstraint(kept)"
         } else {
-            "CompiledGrammar(empty)"
+            "CompiledConstraint(empty)"
         })
     }
 }
@@ -327,32 +335,40 @@ mod tests {
     }
 
     #[test]
-    fn a_compiled_grammar_is_kept_for_its_adapter_and_constants_only_and_a_clone_starts_empty() {
-        let kept = CompiledGrammar::default();
+    fn a_compiled_constraint_is_kept_for_its_adapter_and_constants_only_and_a_clone_starts_empty() {
+        let kept = CompiledConstraint::default();
         let (a, b) = (categories(&["rust"]), categories(&["python"]));
         let compiles = std::cell::Cell::new(0);
         let compile = |text: &str| {
             compiles.set(compiles.get() + 1);
-            Some(text.to_string())
+            Constraint {
+                grammar: Some(text.to_string()),
+                json_schema: None,
+            }
         };
+        let grammar = |c: Constraint| c.grammar;
         let first = kept.get_or_compile(AdapterKind::Completion, &a, || compile("first"));
-        assert_eq!(first.as_deref(), Some("first"));
+        assert_eq!(grammar(first).as_deref(), Some("first"));
         let again = kept.get_or_compile(AdapterKind::Completion, &a, || compile("second"));
         assert_eq!(
-            again.as_deref(),
+            grammar(again).as_deref(),
             Some("first"),
-            "the kept grammar is reused"
+            "the kept constraint is reused"
         );
         assert_eq!(compiles.get(), 1);
         let other_constants = kept.get_or_compile(AdapterKind::Completion, &b, || compile("b"));
-        assert_eq!(other_constants.as_deref(), Some("b"));
+        assert_eq!(grammar(other_constants).as_deref(), Some("b"));
         let other_adapter = kept.get_or_compile(AdapterKind::Json, &a, || compile("json"));
-        assert_eq!(other_adapter.as_deref(), Some("json"));
+        assert_eq!(grammar(other_adapter).as_deref(), Some("json"));
         let still = kept.get_or_compile(AdapterKind::Completion, &a, || compile("third"));
-        assert_eq!(still.as_deref(), Some("first"));
+        assert_eq!(grammar(still).as_deref(), Some("first"));
         let clone = kept.clone();
         let fresh = clone.get_or_compile(AdapterKind::Completion, &a, || compile("clone"));
-        assert_eq!(fresh.as_deref(), Some("clone"), "a clone compiles afresh");
+        assert_eq!(
+            grammar(fresh).as_deref(),
+            Some("clone"),
+            "a clone compiles afresh"
+        );
         assert_eq!(compiles.get(), 4);
     }
 }
